@@ -1,0 +1,244 @@
+"""CPU time of the network stack: the cost profile and the per-host CPUs.
+
+What separates host, bridge and overlay networking on one machine is not line rate but CPU
+work per packet and per byte. Each host has ``cpus`` CPUs. Stack work runs in *segments*: a
+run of synchronous kernel code on one CPU, such as ``sendto()`` from the syscall down to the
+driver, or a NAPI poll from the NIC up to the socket. A segment charges each stage it passes
+(``Segment.charge``) from the :class:`CostProfile`, and the CPU is busy for the sum. A CPU is
+a non-preemptive FIFO server, so one segment costs one event however many layers it crosses.
+
+Which CPU runs what, as on Linux with RPS off:
+
+* an application's syscalls run on the CPU its process is pinned to (round-robin per host);
+* ``netif_rx`` users (veth, loopback) process the receive side on the *same* CPU, inside the
+  sender's segment (the backlog is drained at ``local_bh_enable``);
+* a physical NIC's receive runs on the CPU its RSS hash of the flow selects;
+* timers (ARP retransmit, reassembly timeout) run on CPU 0.
+
+Within a segment, code runs at the simulated time the segment started, and everything that
+leaves the CPU (a frame to a NIC's qdisc, a datagram to a socket queue, a wake-up) is handed
+over at the segment's *virtual* time, ``start + cost so far`` (``SimContext.defer``).
+
+Scope and limitations: no preemption of process context by softirqs, no ksoftirqd hand-off,
+no frequency scaling or cache effects; per-stage costs are constants (per packet and per
+byte), not distributions.
+
+Validation: tests/models/linux/test_cpu.py (FIFO service, per-layer sums); the UDP tandem
+test checks end-to-end delays against an independent Lindley recursion that includes the CPU
+stages.
+
+The default profile
+-------------------
+The numbers below were fitted by hand to path totals measured on the project's reference VM
+(Linux 6.18, 2 vCPU, x86_64) with ``tools/costs/measure.sh``: a C ``send()`` loop pinned to
+one CPU, receiver pinned to the other, 64- and 1472-byte UDP datagrams, 2–3 s per point. The
+sender's CPU does everything up to the receiving socket's queue (veth and loopback receive
+in the sender's softirq), so its time per packet is the path total:
+
+==============================  ===========  ======================
+path (sender CPU, per packet)   measured µs  this profile µs
+==============================  ===========  ======================
+loopback (host network)         3.08         2.85
+veth pair, two namespaces       3.73–3.85    3.35
+veth + bridge + veth (docker0)  4.27–4.55    4.45
+same, br_netfilter on           5.05–5.34    5.20
+veth + router netns + veth      4.25–4.60    5.20
+receiver ``recv()``             1.15–1.43    1.15 + 0.035 ns/B
+==============================  ===========  ======================
+
+Per-byte costs were taken from the 64 → 1472 → 4000-byte slopes (copy_from_user ≈ 0.05 ns/B,
+copy_to_user ≈ 0.035 ns/B); fragmentation costs from the 4000-byte points. Physical-NIC
+stages (driver transmit, NAPI receive) could not be measured on a VM without a physical NIC;
+they are estimates, marked as such. ``simnet calibrate`` (netns engine) replaces the profile
+with one measured on the user's machine.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Stage", "CostProfile", "DEFAULT_COSTS", "ZERO_COSTS", "Cpu", "Segment", "CPU_WAIT", "CPU_SIBLINGS"]
+
+CPU_WAIT = "cpu_wait"          # queued behind other work on a busy CPU
+CPU_SIBLINGS = "cpu:siblings"  # same segment, CPU busy with sibling packets (other fragments)
+
+US = 1e-6
+NS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Cost of one stack stage: ``per_packet_s + per_byte_s * bytes``."""
+
+    per_packet_s: float
+    per_byte_s: float
+    note: str
+
+
+@dataclass(frozen=True)
+class CostProfile:
+    """Stage name → cost. Unknown stage names are an error (a typo would otherwise cost 0)."""
+
+    name: str
+    stages: dict[str, Stage] = field(default_factory=dict)
+
+    def cost_s(self, stage: str, nbytes: int = 0) -> float:
+        s = self.stages[stage]
+        return s.per_packet_s + s.per_byte_s * nbytes
+
+    def table(self) -> list[dict[str, Any]]:
+        return [{"stage": k, "per_packet_us": v.per_packet_s / US, "per_byte_ns": v.per_byte_s / NS, "note": v.note}
+                for k, v in self.stages.items()]
+
+
+_MEASURED = "fitted to path totals measured with tools/costs/measure.sh (see module docstring)"
+
+DEFAULT_COSTS = CostProfile("linux-6.18-vm", {
+    # transmit, process context
+    "syscall": Stage(0.60 * US, 0.05 * NS, "sendto()/sendmsg() entry and exit, copy_from_user; " + _MEASURED),
+    "udp_sendmsg": Stage(0.45 * US, 0.0, "udp_sendmsg + ip_make_skb (skb alloc, UDP header); " + _MEASURED),
+    "ip_output": Stage(0.40 * US, 0.0, "ip_route_output, IP header, LOCAL_OUT/POST_ROUTING, ip_finish_output; "
+                       + _MEASURED),
+    "ip_fragment": Stage(0.40 * US, 0.0, "ip_do_fragment, per fragment; from the 4000-byte points"),
+    "neigh_output": Stage(0.05 * US, 0.0, "neigh_hh_output / neigh_resolve_output; " + _MEASURED),
+    "dev_queue_xmit": Stage(0.10 * US, 0.0, "__dev_queue_xmit: qdisc enqueue/bypass or noqueue; " + _MEASURED),
+    "driver_xmit": Stage(0.40 * US, 0.0, "ndo_start_xmit of a physical NIC (DMA map, descriptor); ESTIMATE, "
+                         "no physical NIC on the reference VM"),
+    # virtual devices
+    "veth_xmit": Stage(0.75 * US, 0.0, "veth_xmit: __dev_forward_skb (scrub, netns crossing), netif_rx; "
+                       + _MEASURED),
+    "loopback_xmit": Stage(0.30 * US, 0.0, "loopback_xmit + netif_rx; " + _MEASURED),
+    "bridge": Stage(0.10 * US, 0.0, "br_handle_frame: FDB learn/lookup, br_forward (or br_dev_xmit); " + _MEASURED),
+    "br_netfilter": Stage(0.75 * US, 0.0, "bridged IPv4 through iptables hooks (bridge-nf-call-iptables=1); "
+                          + _MEASURED),
+    # receive, softirq
+    "napi_rx": Stage(0.80 * US, 0.0, "IRQ + NAPI poll + skb alloc of a physical NIC; ESTIMATE, "
+                     "no physical NIC on the reference VM"),
+    "netif_receive": Stage(0.15 * US, 0.0, "process_backlog / __netif_receive_skb_core, eth_type_trans; "
+                           + _MEASURED),
+    "ip_rcv": Stage(0.30 * US, 0.0, "ip_rcv, PRE_ROUTING, ip_route_input; " + _MEASURED),
+    "ip_forward": Stage(0.10 * US, 0.0, "ip_forward: TTL, FORWARD hook (then ip_output is charged); " + _MEASURED),
+    "ip_defrag": Stage(0.50 * US, 0.0, "ip_defrag, per fragment queued; from the 4000-byte points"),
+    "udp_rcv": Stage(0.55 * US, 0.0, "ip_local_deliver + udp_rcv: socket lookup, enqueue, wake-up; " + _MEASURED),
+    "arp_rcv": Stage(0.30 * US, 0.0, "arp_rcv/arp_process (+ reply build); ESTIMATE, of the order of ip_rcv"),
+    "arp_send": Stage(0.30 * US, 0.0, "arp_solicit/arp_send: build a 42-byte request; ESTIMATE"),
+    "icmp_send": Stage(0.80 * US, 0.0, "icmp_send: route, quote the offending packet; ESTIMATE, as udp_sendmsg "
+                       "+ ip_output"),
+    "icmp_rcv": Stage(0.30 * US, 0.0, "icmp_rcv + error report to the socket; ESTIMATE"),
+    # receive, process context
+    "udp_recvmsg": Stage(0.55 * US, 0.035 * NS, "recvfrom() entry/exit, udp_recvmsg, copy_to_user; " + _MEASURED),
+})
+
+ZERO_COSTS = CostProfile("zero", {k: Stage(0.0, 0.0, "zero profile") for k in DEFAULT_COSTS.stages})
+
+
+class Segment:
+    """The stack work a CPU is doing now: its start time and the cost charged so far."""
+
+    __slots__ = ("cpu", "start", "cost", "table")
+
+    def __init__(self, cpu: "Cpu") -> None:
+        self.cpu = cpu
+        self.start = 0.0
+        self.cost = 0.0
+        # stage -> (per-packet s, per-byte s, ledger key), looked up once per charge
+        self.table = {k: (v.per_packet_s, v.per_byte_s, "cpu:" + k) for k, v in cpu.costs.items()}
+
+    @property
+    def vnow(self) -> float:
+        """Virtual time inside the segment: start + cost charged so far."""
+        return self.start + self.cost
+
+    def charge2(self, skb: Any, stage1: str, stage2: str) -> None:
+        """Two consecutive per-packet stages in one call (the hot path's common pairs)."""
+        pp1, _pb1, key1 = self.table[stage1]
+        pp2, _pb2, key2 = self.table[stage2]
+        t = self.start + self.cost
+        self.cost += pp1 + pp2
+        acct = skb.acct
+        if acct is not None:
+            if t - skb.t_mark > 1e-12:
+                acct[CPU_SIBLINGS] = acct.get(CPU_SIBLINGS, 0.0) + (t - skb.t_mark)
+            acct[key1] = acct.get(key1, 0.0) + pp1
+            acct[key2] = acct.get(key2, 0.0) + pp2
+        skb.t_mark = t + pp1 + pp2
+
+    def charge(self, skb: Any, stage: str, nbytes: int = 0) -> None:
+        """Charge ``stage`` for ``skb``: the CPU is busy longer, the skb's ledger records it."""
+        pp, pb, key = self.table[stage]
+        cost = pp + pb * nbytes if nbytes else pp
+        t = self.start + self.cost
+        self.cost += cost
+        acct = skb.acct
+        if acct is not None:
+            if t - skb.t_mark > 1e-12:   # not float noise: the CPU worked on sibling packets first
+                acct[CPU_SIBLINGS] = acct.get(CPU_SIBLINGS, 0.0) + (t - skb.t_mark)
+            acct[key] = acct.get(key, 0.0) + cost
+        skb.t_mark = t + cost
+
+
+class Cpu:
+    """One CPU of a host: a non-preemptive FIFO server of segments."""
+
+    __slots__ = ("ctx", "name", "costs", "free_at", "queue", "busy_s", "seg", "wake_pending", "segments")
+
+    def __init__(self, ctx: Any, name: str, costs: CostProfile) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.costs = costs.stages
+        self.free_at = 0.0
+        self.queue: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self.busy_s = 0.0
+        self.segments = 0
+        self.seg = Segment(self)
+        self.wake_pending = False
+
+    def submit(self, fn: Callable[[Any], None], arg: Any, skb: Any = None) -> None:
+        """Run ``fn(arg)`` as a segment on this CPU, now if idle, else after the queued work.
+
+        ``skb``, when given, is the packet the segment works on: the time it waits for the CPU
+        is booked to ``cpu_wait``.
+        """
+        now = self.ctx.env._now
+        if self.free_at <= now and not self.queue:
+            self._run(fn, arg, skb, now)
+            return
+        self.queue.append((fn, arg, skb))
+        if not self.wake_pending:
+            self.wake_pending = True
+            self.ctx.call_at(self.free_at, self._wake)
+
+    def _run(self, fn: Callable[[Any], None], arg: Any, skb: Any, now: float) -> None:
+        if skb is not None:
+            acct = skb.acct
+            if acct is not None and now > skb.t_mark:
+                acct[CPU_WAIT] = acct.get(CPU_WAIT, 0.0) + (now - skb.t_mark)
+            skb.t_mark = now
+        ctx = self.ctx
+        seg = self.seg
+        prev = ctx.seg
+        if prev is seg:  # re-entry on the same CPU inside its own segment: continue it
+            fn(arg)
+            return
+        seg.start = now
+        seg.cost = 0.0
+        ctx.seg = seg
+        fn(arg)          # an exception here ends the run; no need to restore ctx.seg
+        ctx.seg = prev
+        cost = seg.cost
+        self.free_at = now + cost
+        self.busy_s += cost
+        self.segments += 1
+
+    def _wake(self, _ev: Any) -> None:
+        self.wake_pending = False
+        now = self.ctx.env._now
+        q = self.queue
+        while q and self.free_at <= now:
+            fn, arg, skb = q.popleft()
+            self._run(fn, arg, skb, now)
+        if q:
+            self.wake_pending = True
+            self.ctx.call_at(self.free_at, self._wake)

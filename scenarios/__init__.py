@@ -1,0 +1,1 @@
+"""Scenarios shipped with simnet (package data): ``simnet run quickstart`` finds them by name."""

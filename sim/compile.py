@@ -1,0 +1,536 @@
+"""Compile a validated scenario into the topology graph and the workload plans.
+
+Pure: no simulation, no I/O, no randomness. The result, :class:`Compiled`, is what every
+engine consumes (engines never read the YAML). Steps:
+
+1. hosts: a root namespace per host (with ``lo``), a NIC per declared interface and per link
+   end (``eth0``, ``eth1``… in order of appearance), addresses on the links' subnets
+   (``10.0.<n>.0/24`` by default), and routes between hosts' underlay subnets along the
+   shortest path of links (like ns-3's global routing), plus the scenario's static routes;
+2. containers: a sandbox namespace each, except ``--network host`` containers, which share
+   their host's namespace;
+3. networks: per host that has members, IPAM (models.docker.ipam) and the driver
+   (models.docker.DRIVERS) build the devices; the container's first network gives its default
+   route; ``dockerd`` sets ``ip_forward=1`` in the host namespace and, with iptables on,
+   isolates its bridge networks from each other (DOCKER-ISOLATION);
+4. workloads: endpoints resolved to namespaces and addresses, and each path traced through
+   the routing tables of the graph, so an unreachable target is a load-time error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+import networkx as nx
+
+from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, driver_for
+from simnet.models.docker.bridge import bridge_ifname
+from simnet.models.docker.graph import add_device, add_netns, dev_id
+from simnet.models.docker.ipam import DEFAULT_BRIDGE_SUBNET, IpamError, allocate, pick_subnet
+from simnet.models.linux.fib import RTN_LOCAL, Fib, Route
+from simnet.models.linux.params import NicParams, canonical_sysctl
+
+from .scenario.loader import ScenarioError
+from .scenario.spec import Scenario
+
+__all__ = ["Compiled", "WorkloadPlan", "compile_scenario", "trace_path", "PathTrace"]
+
+
+@dataclass(frozen=True)
+class WorkloadPlan:
+    """One workload with its ends resolved."""
+
+    index: int
+    name: str
+    app: str
+    spec: Any                      # the scenario's workload model
+    src_netns: str
+    dst_netns: str | None          # None: no namespace owns the address (nobody answers)
+    daddr: str
+    dport: int
+    path: tuple[str, ...] = ()     # namespaces the request crosses, in order
+
+
+@dataclass
+class Compiled:
+    """The compiled scenario: topology graph, host settings and workload plans."""
+
+    scenario: Scenario
+    graph: nx.MultiDiGraph
+    hosts: dict[str, dict[str, Any]]
+    container_netns: dict[str, str]
+    networks: dict[tuple[str, str], NetworkPlan]
+    workloads: list[WorkloadPlan] = field(default_factory=list)
+
+    def netns_names(self) -> list[str]:
+        return [n for n, d in self.graph.nodes(data=True) if d["kind"] == "netns"]
+
+    def devices(self, netns: str) -> list[str]:
+        return [v for _u, v, k in self.graph.out_edges(netns, data="kind") if k == "member"]
+
+
+def _host_of(sc: Scenario, cname: str) -> str:
+    c = sc.containers[cname]
+    return c.host if c.host is not None else next(iter(sc.hosts))
+
+
+def _nic_params(sc: Scenario, host: str, ifname: str) -> NicParams:
+    h = sc.hosts[host]
+    per = h.nics.get(ifname)
+    base = NicParams()
+
+    def pick(attr: str, default: Any) -> Any:
+        for spec in (per, h.nic):
+            if spec is not None and getattr(spec, attr) is not None:
+                return getattr(spec, attr)
+        return default
+
+    return NicParams(rate_bps=pick("rate", base.rate_bps), mtu_bytes=pick("mtu", base.mtu_bytes),
+                     txqueuelen_pkts=pick("txqueuelen", base.txqueuelen_pkts),
+                     tx_ring_pkts=pick("tx_ring", base.tx_ring_pkts))
+
+
+def compile_scenario(sc: Scenario) -> Compiled:
+    """Build the graph and plans of ``sc``; raises ScenarioError (with a key path) on problems."""
+    g = nx.MultiDiGraph(name=sc.name, seed=sc.seed)
+    hosts: dict[str, dict[str, Any]] = {}
+    for hname, h in sc.hosts.items():
+        add_netns(g, hname, host=hname, role="host", hostname=h.hostname or hname)
+        hosts[hname] = {"cpus": h.cpus, "daemon": h.daemon.model_dump()}
+
+    # -- links and NICs -------------------------------------------------------------------
+    next_if: dict[str, int] = defaultdict(int)
+    used_if: dict[str, set[str]] = defaultdict(set)
+    subnets_in_use: list[IPv4Network] = []
+    link_subnets: list[tuple[int, IPv4Network]] = []
+    for i, link in enumerate(sc.links):
+        if link.subnet is not None:
+            subnets_in_use.append(link.subnet)
+
+    def new_nic(hname: str, ifname: str, path: tuple) -> str:
+        if ifname in used_if[hname]:
+            raise ScenarioError(f"interface {ifname} of {hname} is used twice", path)
+        used_if[hname].add(ifname)
+        p = _nic_params(sc, hname, ifname)
+        spec = sc.hosts[hname].nics.get(ifname) or sc.hosts[hname].nic
+        addrs = [str(spec.address)] if spec.address is not None else []
+        return add_device(g, hname, ifname, "nic", mtu=p.mtu_bytes, addrs=addrs, rate_bps=p.rate_bps,
+                          txqueuelen=p.txqueuelen_pkts, tx_ring=p.tx_ring_pkts)
+
+    host_links: list[tuple[str, str, str, str, int]] = []   # (hostA, nicA, hostB, nicB, link index)
+    k_auto = 0
+    for i, link in enumerate(sc.links):
+        ends = []
+        for j, ep in enumerate(link.endpoints):
+            hname, _, ifname = ep.partition(":")
+            if not ifname:
+                while f"eth{next_if[hname]}" in used_if[hname]:
+                    next_if[hname] += 1
+                ifname = f"eth{next_if[hname]}"
+            ends.append(new_nic(hname, ifname, ("links", i, "endpoints", j)))
+        a, b = ends
+        g.add_edge(a, b, kind="wire", delay_s=link.delay)
+        g.add_edge(b, a, kind="wire", delay_s=link.delay)
+        subnet = link.subnet
+        if subnet is None:
+            while True:
+                cand = IPv4Network(f"10.0.{k_auto}.0/24")
+                k_auto += 1
+                if not any(cand.overlaps(u) for u in subnets_in_use):
+                    break
+            subnet = cand
+            subnets_in_use.append(subnet)
+        link_subnets.append((i, subnet))
+        hosts_iter = subnet.hosts()
+        for end in (a, b):
+            node = g.nodes[end]
+            if not node["addrs"]:
+                node["addrs"] = [f"{next(hosts_iter)}/{subnet.prefixlen}"]
+        host_links.append((g.nodes[a]["netns"], a, g.nodes[b]["netns"], b, i))
+    for hname, h in sc.hosts.items():
+        for ifname in h.nics:
+            if ifname not in used_if[hname]:
+                new_nic(hname, ifname, ("hosts", hname, "nics", ifname))
+
+    # -- container sandboxes ----------------------------------------------------------------
+    container_netns: dict[str, str] = {}
+    for cname, c in sc.containers.items():
+        hname = _host_of(sc, cname)
+        nets = [n for n, _a in c.attachments()]
+        if nets == ["host"] or (nets and sc.networks.get(nets[0]) is not None and sc.networks[nets[0]].driver == "host"):
+            container_netns[cname] = hname
+            g.nodes[hname]["containers"].append(cname)
+        else:
+            container_netns[cname] = cname
+            add_netns(g, cname, host=hname, role="container", hostname=c.hostname or cname, containers=[cname])
+
+    # -- networks: IPAM and drivers, per host -------------------------------------------------
+    for ns_spec in sc.networks.values():
+        if ns_spec.subnet is not None:
+            subnets_in_use.append(ns_spec.subnet)
+    net_order = ["bridge"] + [n for n in sc.networks]
+    members: dict[tuple[str, str], list[tuple[str, Any, int]]] = defaultdict(list)
+    for cname, c in sc.containers.items():
+        hname = _host_of(sc, cname)
+        for k, (net, attach) in enumerate(c.attachments()):
+            members[(net, hname)].append((cname, attach, k))
+    plans: dict[tuple[str, str], NetworkPlan] = {}
+    auto_subnets: dict[str, IPv4Network] = {}
+    for net in net_order:
+        for hname in sc.hosts:
+            eps = members.get((net, hname), [])
+            if not eps and net == "bridge":
+                if not any(h == hname for (_n, h) in members):
+                    continue
+            if not eps and net != "bridge":
+                continue
+            spec = sc.networks.get(net)
+            driver = "bridge" if net == "bridge" else ("host" if net == "host" else
+                                                        ("none" if net == "none" else spec.driver))
+            path = ("networks", net) if spec is not None else ("containers", eps[0][0], "networks")
+            reg = driver_for(driver)
+            subnet = gateway = None
+            mtu = 1500
+            options: dict[str, str] = {}
+            if reg == "bridge":
+                if net == "bridge":
+                    subnet = DEFAULT_BRIDGE_SUBNET
+                elif spec.subnet is not None:
+                    subnet = spec.subnet
+                else:
+                    if net not in auto_subnets:
+                        try:
+                            auto_subnets[net] = pick_subnet(subnets_in_use + [DEFAULT_BRIDGE_SUBNET])
+                        except IpamError as e:
+                            raise ScenarioError(str(e), path) from None
+                        subnets_in_use.append(auto_subnets[net])
+                    subnet = auto_subnets[net]
+                gateway = spec.gateway if spec is not None else None
+                options = dict(spec.options) if spec is not None else {}
+                mtu_opt = options.get("com.docker.network.driver.mtu")
+                mtu = (spec.mtu if spec is not None and spec.mtu else None) or (int(mtu_opt) if mtu_opt else 1500)
+            plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gateway, mtu=mtu,
+                               options=options, internal=bool(spec.internal) if spec else False,
+                               default=(net == "bridge"))
+            endpoints: list[Endpoint] = []
+            if reg == "bridge":
+                try:
+                    gw, addrs = allocate(subnet, gateway, [a.ipv4_address for (_c, a, _k) in eps])
+                except IpamError as e:
+                    raise ScenarioError(str(e), path) from None
+                plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gw, mtu=mtu,
+                                   options=options, internal=plan.internal, default=plan.default)
+                for (cname, _a, k), addr in zip(eps, addrs):
+                    prefix = options.get("com.docker.network.container_iface_prefix", "eth")
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"{prefix}{k}",
+                                              address=addr, gateway=(k == 0)))
+            else:
+                for cname, _a, k in eps:
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname="",
+                                              address=None, gateway=False))
+            plans[(net, hname)] = plan
+            frag = DRIVERS[reg](plan, endpoints)
+            _merge(g, frag, path)
+
+    # -- daemon settings: forwarding, isolation ---------------------------------------------
+    for hname, h in sc.hosts.items():
+        node = g.nodes[hname]
+        if h.daemon.ip_forward or len(sc.hosts) > 1:
+            node["sysctls"]["net.ipv4.ip_forward"] = 1
+        if h.daemon.iptables:
+            node["isolation"] = sorted(bridge_ifname(p) for (n, hh), p in plans.items()
+                                       if hh == hname and p.driver == "bridge")
+        for k, v in sc.sysctls.items():
+            node["sysctls"][canonical_sysctl(k)] = v
+        for k, v in h.sysctls.items():
+            node["sysctls"][canonical_sysctl(k)] = v
+    for cname, c in sc.containers.items():
+        ns = container_netns[cname]
+        if ns == cname:
+            for k, v in c.sysctls.items():
+                g.nodes[ns]["sysctls"][canonical_sysctl(k)] = v
+
+    # -- routes ---------------------------------------------------------------------------------
+    _underlay_routes(g, sc, host_links)
+    for hname, h in sc.hosts.items():
+        for j, r in enumerate(h.routes):
+            g.nodes[hname]["routes"].append({"dst": r.dst, "via": str(r.via) if r.via else None, "dev": r.dev,
+                                             "_path": ("hosts", hname, "routes", j)})
+    fibs = build_fibs(g)
+
+    comp = Compiled(scenario=sc, graph=g, hosts=hosts, container_netns=container_netns, networks=plans)
+    comp.workloads = [_plan_workload(comp, fibs, i, w) for i, w in enumerate(sc.workloads)]
+    for hname in sc.hosts:
+        for r in g.nodes[hname]["routes"]:
+            r.pop("_path", None)
+    return comp
+
+
+def _merge(g: nx.MultiDiGraph, frag: nx.MultiDiGraph, path: tuple) -> None:
+    for n, d in frag.nodes(data=True):
+        if n in g:
+            if d.get("kind", "netns") == "netns" and g.nodes[n]["kind"] == "netns":
+                continue          # a namespace the fragment only refers to
+            raise ScenarioError(f"the driver created {n!r}, which already exists", path)
+        if "kind" not in d:
+            raise ScenarioError(f"the driver refers to {n!r}, which does not exist", path)
+        g.add_node(n, **d)
+    for u, v, d in frag.edges(data=True):
+        g.add_edge(u, v, **d)
+    for netns, route in frag.graph.get("routes", []):
+        g.nodes[netns]["routes"].append(route)
+
+
+def _underlay_routes(g: nx.MultiDiGraph, sc: Scenario, host_links: list[tuple[str, str, str, str, int]]) -> None:
+    """Routes to every underlay subnet along the fewest links (breadth-first, deterministic)."""
+    if len(sc.hosts) < 2:
+        return
+    adj: dict[str, list[tuple[str, str, str]]] = defaultdict(list)   # host -> (neighbour, my nic, their nic)
+    subnet_of: dict[str, IPv4Network] = {}
+    for ha, a, hb, b, _i in host_links:
+        adj[ha].append((hb, a, b))
+        adj[hb].append((ha, b, a))
+        for nic in (a, b):
+            for addr in g.nodes[nic]["addrs"]:
+                subnet_of[nic] = ipaddress.IPv4Interface(addr).network
+    all_subnets = sorted(set(subnet_of.values()), key=lambda n: (int(n.network_address), n.prefixlen))
+    for h in sc.hosts:
+        # first hop towards every host
+        first: dict[str, tuple[str, str]] = {}
+        seen = {h}
+        q = deque()
+        for nb, mine, theirs in adj[h]:
+            if nb not in seen:
+                seen.add(nb)
+                first[nb] = (mine, theirs)
+                q.append(nb)
+        while q:
+            cur = q.popleft()
+            for nb, _m, _t in adj[cur]:
+                if nb not in seen:
+                    seen.add(nb)
+                    first[nb] = first[cur]
+                    q.append(nb)
+        connected = {subnet_of[n] for n in subnet_of if g.nodes[n]["netns"] == h}
+        for net in all_subnets:
+            if net in connected:
+                continue
+            owners = {g.nodes[n]["netns"] for n, s in subnet_of.items() if s == net}
+            cands = sorted(o for o in owners if o in first)
+            if not cands:
+                continue
+            mine, theirs = first[cands[0]]
+            via = ipaddress.IPv4Interface(g.nodes[theirs]["addrs"][0]).ip
+            g.nodes[h]["routes"].append({"dst": str(net), "via": str(via), "dev": g.nodes[mine]["ifname"]})
+
+
+# -- static path tracing -----------------------------------------------------------------------------------
+
+class _Dev:
+    """A stand-in device for static route lookups."""
+
+    def __init__(self, nid: str, mtu: int) -> None:
+        self.nid = nid
+        self.mtu = mtu
+        self.kind = ""
+
+
+def build_fibs(g: nx.MultiDiGraph) -> dict[str, Fib]:
+    """Per namespace: the routing tables the kernel would have (local, connected, static)."""
+    fibs: dict[str, Fib] = {}
+    devs: dict[str, _Dev] = {}
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "netns":
+            fibs[n] = Fib()
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "netns":
+            continue
+        dv = devs[n] = _Dev(n, d["mtu"])
+        fib = fibs[d["netns"]]
+        for a in d["addrs"]:
+            iface = ipaddress.IPv4Interface(a)
+            fib.add_local(int(iface.ip), dv)
+            if d["kind"] != "loopback":
+                net = iface.network
+                if not any(r.prefix == int(net.network_address) and r.plen == net.prefixlen and r.dev is dv
+                           for r in fib.main):
+                    fib.add(Route(int(net.network_address), net.prefixlen, dv, src=int(iface.ip)))
+    for n, d in g.nodes(data=True):
+        if d["kind"] != "netns":
+            continue
+        for r in d["routes"]:
+            _add_static(fibs[n], g, n, r, devs)
+    return fibs
+
+
+def _add_static(fib: Fib, g: nx.MultiDiGraph, netns: str, r: dict[str, Any], devs: dict[str, _Dev]) -> None:
+    path = r.get("_path", ())
+    dst = "0.0.0.0/0" if r["dst"] == "default" else r["dst"]
+    try:
+        net = IPv4Network(dst, strict=True)
+    except ValueError as e:
+        raise ScenarioError(f"bad route destination {r['dst']!r}: {e}", path + ("dst",)) from None
+    via = int(IPv4Address(r["via"])) if r.get("via") else None
+    dev = None
+    if r.get("dev"):
+        dev = devs.get(dev_id(netns, r["dev"]))
+        if dev is None:
+            raise ScenarioError(f"no device {r['dev']} in {netns}", path + ("dev",))
+    elif via is not None:
+        on_link = next((rt for rt in fib.main if rt.gateway is None and rt.matches(via)), None)
+        if on_link is None:
+            raise ScenarioError(f"gateway {r['via']} is not on a connected subnet of {netns}", path + ("via",))
+        dev = on_link.dev
+    if dev is None:
+        raise ScenarioError("a route needs 'via' or 'dev'", path)
+    try:
+        fib.add(Route(int(net.network_address), net.prefixlen, dev, gateway=via, proto="static"))
+    except ValueError:
+        raise ScenarioError(f"route to {dst} exists already in {netns}", path) from None
+
+
+@dataclass
+class PathTrace:
+    ok: bool
+    hops: list[str]
+    reason: str = ""
+    dst_netns: str | None = None
+
+
+def _l2_domains(g: nx.MultiDiGraph) -> dict[str, int]:
+    """Devices that reach each other at layer 2 share a domain number."""
+    und = nx.Graph()
+    for n, d in g.nodes(data=True):
+        if d["kind"] != "netns":
+            und.add_node(n)
+    for u, v, k in g.edges(data="kind"):
+        if k in ("veth", "master", "wire"):
+            und.add_edge(u, v)
+    dom = {}
+    for i, comp in enumerate(sorted(nx.connected_components(und), key=lambda c: min(c))):
+        for n in comp:
+            dom[n] = i
+    return dom
+
+
+def trace_path(g: nx.MultiDiGraph, fibs: dict[str, Fib], src: str, daddr: int) -> PathTrace:
+    """Follow routing tables from namespace ``src`` towards ``daddr`` (no packets, no ARP)."""
+    dom = _l2_domains(g)
+    owners: dict[tuple[int, int], str] = {}          # (l2 domain, address) -> netns
+    for n, d in g.nodes(data=True):
+        if d["kind"] in ("netns", "loopback"):
+            continue
+        for a in d["addrs"]:
+            owners[(dom[n], int(ipaddress.IPv4Interface(a).ip))] = d["netns"]
+    cur = src
+    hops = [src]
+    for _ in range(64):
+        fib = fibs[cur]
+        rt = fib.lookup(daddr)
+        if rt is None:
+            return PathTrace(False, hops, f"no route from {cur} to {ipaddress.IPv4Address(daddr)}")
+        if rt.rtype == RTN_LOCAL or (rt.rtype != 1):
+            return PathTrace(True, hops, dst_netns=cur)
+        nh = rt.gateway if rt.gateway is not None else daddr
+        nxt = owners.get((dom[rt.dev.nid], nh))
+        if nxt is None:
+            if rt.gateway is None:
+                return PathTrace(True, hops + [f"?{ipaddress.IPv4Address(daddr)}"], dst_netns=None)
+            return PathTrace(False, hops, f"gateway {ipaddress.IPv4Address(nh)} of {cur} does not exist")
+        nfib = fibs[nxt]
+        if daddr in nfib.local:
+            return PathTrace(True, hops + [nxt], dst_netns=nxt)
+        node = g.nodes[nxt]
+        if str(node["sysctls"].get("net.ipv4.ip_forward", 0)) != "1":
+            return PathTrace(False, hops + [nxt], f"{nxt} does not forward (net.ipv4.ip_forward=0)")
+        out = nfib.lookup(daddr)
+        iso = node.get("isolation") or []
+        in_if = None
+        for nid in (m for m in g.successors(nxt) if g.nodes[m].get("netns") == nxt):
+            if dom.get(nid) == dom[rt.dev.nid]:
+                in_if = g.nodes[nid]
+                break
+        if out is not None and in_if is not None:
+            oname = g.nodes[out.dev.nid]["ifname"]
+            iname = in_if["ifname"] if in_if.get("kind") == "bridge" else g.nodes.get(in_if.get("master"), {}).get(
+                "ifname", in_if["ifname"])
+            if iname in iso and oname in iso and iname != oname:
+                return PathTrace(False, hops + [nxt], f"Docker's isolation rules on {nxt} drop traffic from "
+                                 f"{iname} to {oname} (DOCKER-ISOLATION; set hosts.{node['host']}.daemon.iptables: "
+                                 "false to route between bridge networks)")
+        cur = nxt
+        hops.append(cur)
+    return PathTrace(False, hops, "routing loop")
+
+
+def _address_of(comp: Compiled, netns: str, peer_netns: str | None = None) -> str | None:
+    """An address of ``netns`` that ``peer_netns`` would use: on a shared network first."""
+    g = comp.graph
+    devs = [g.nodes[d] for d in comp.devices(netns) if g.nodes[d]["kind"] != "loopback" and g.nodes[d]["addrs"]]
+    if peer_netns is not None:
+        if peer_netns == netns:
+            return "127.0.0.1"
+        dom = _l2_domains(g)
+        peer_doms = {dom[d] for d in comp.devices(peer_netns) if g.nodes[d]["kind"] != "loopback"}
+        for d in devs:
+            if dom[dev_id(netns, d["ifname"])] in peer_doms:
+                return str(ipaddress.IPv4Interface(d["addrs"][0]).ip)
+    for d in sorted(devs, key=lambda d: (d["kind"] != "nic", d["kind"] != "veth")):
+        return str(ipaddress.IPv4Interface(d["addrs"][0]).ip)
+    return None
+
+
+def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> WorkloadPlan:
+    sc = comp.scenario
+    src_name = w.from_
+    if src_name in comp.container_netns:
+        src = comp.container_netns[src_name]
+    elif src_name in sc.hosts:
+        src = src_name
+    else:
+        raise ScenarioError(f"unknown container or host {src_name!r}", ("workloads", i, "from"))
+    to = w.to
+    dst_ns: str | None
+    try:
+        daddr = str(IPv4Address(to))
+        dst_ns = None
+    except ValueError:
+        if to in comp.container_netns:
+            dst_ns = comp.container_netns[to]
+        elif to in sc.hosts:
+            dst_ns = to
+        else:
+            raise ScenarioError(f"unknown container, host or address {to!r}", ("workloads", i, "to")) from None
+        a = _address_of(comp, dst_ns, src)
+        if a is None:
+            raise ScenarioError(f"{to} has no address (its only interface is lo)", ("workloads", i, "to"))
+        daddr = a
+    tr = trace_path(comp.graph, fibs, src, int(IPv4Address(daddr)))
+    if not tr.ok:
+        raise ScenarioError(f"unreachable: {tr.reason}", ("workloads", i, "to"))
+    if dst_ns is None:
+        dst_ns = tr.dst_netns
+    elif tr.dst_netns != dst_ns:
+        raise ScenarioError(f"unreachable: {daddr} leads to {tr.dst_netns}, not {to}", ("workloads", i, "to"))
+    if w.app == "udp_rr" and dst_ns is not None:
+        src_addr = _source_addr(fibs, src, int(IPv4Address(daddr)))
+        back = trace_path(comp.graph, fibs, dst_ns, src_addr)
+        if not back.ok:
+            raise ScenarioError(f"the response cannot come back: {back.reason}", ("workloads", i, "to"))
+    name = w.name or f"{w.app}{i}"
+    return WorkloadPlan(index=i, name=name, app=w.app, spec=w, src_netns=src, dst_netns=dst_ns, daddr=daddr,
+                        dport=w.port, path=tuple(tr.hops))
+
+
+def _source_addr(fibs: dict[str, Fib], netns: str, daddr: int) -> int:
+    rt = fibs[netns].lookup(daddr)
+    if rt is None:
+        return 0
+    if rt.rtype == RTN_LOCAL:
+        return daddr
+    return rt.src if rt.src is not None else next(
+        (r.src for r in fibs[netns].main if r.dev is rt.dev and r.src is not None), 0)

@@ -1,0 +1,122 @@
+"""Plots of a run: latency CDF, per-layer breakdown, topology (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    from .results import Results
+
+__all__ = ["write_plots", "plot_latency_cdf", "plot_breakdown", "plot_topology"]
+
+_META = {"metadata": {"Software": None}}   # keep PNG bytes free of version stamps
+
+
+def plot_latency_cdf(res: "Results", ax=None):
+    ax = ax or plt.figure(figsize=(7, 4.2)).gca()
+    for f in res.flows:
+        lat = np.sort(f.latencies_s)
+        if len(lat) == 0:
+            continue
+        y = np.arange(1, len(lat) + 1) / len(lat)
+        ax.step(lat * 1e6, y, where="post", label=f"{f.name} ({f.app})")
+    ax.set_xlabel("latency (µs)" + (" — round trip" if any(f.app.endswith("_rr") for f in res.flows) else ""))
+    ax.set_ylabel("fraction of packets")
+    ax.set_title(f"{res.scenario}: latency CDF")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_breakdown(res: "Results", ax=None):
+    """Stacked horizontal bars: mean time per packet in each layer, per flow."""
+    flows = [f for f in res.flows if f.layer_packets]
+    ax = ax or plt.figure(figsize=(8, 1.2 + 0.6 * max(1, len(flows)))).gca()
+    layers: list[str] = []
+    for f in flows:
+        for r in f.breakdown():
+            if r["layer"] not in layers:
+                layers.append(r["layer"])
+    cmap = plt.get_cmap("tab20")
+    for i, f in enumerate(flows):
+        left = 0.0
+        per = {r["layer"]: r["seconds_per_packet"] for r in f.breakdown()}
+        for j, layer in enumerate(layers):
+            w = per.get(layer, 0.0) * 1e6
+            if w <= 0:
+                continue
+            ax.barh(i, w, left=left, color=cmap(j % 20), label=layer if i == 0 or layer not in
+                    [h.get_label() for h in ax.patches] else None)
+            left += w
+    ax.set_yticks(range(len(flows)), [f.name for f in flows])
+    ax.set_xlabel("mean time per packet (µs)")
+    ax.set_title(f"{res.scenario}: where the time goes")
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    if uniq:
+        ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return ax
+
+
+def plot_topology(graph, ax=None, title: str = ""):
+    """Namespaces as boxes of their devices; veth pairs, bridge ports and wires as lines."""
+    ax = ax or plt.figure(figsize=(9, 6)).gca()
+    netns = [n for n, d in graph.nodes(data=True) if d["kind"] == "netns"]
+    hosts = sorted({graph.nodes[n]["host"] for n in netns})
+    pos = {}
+    # one column per host; the host namespace at the bottom, containers above it
+    for hi, h in enumerate(hosts):
+        members = [n for n in netns if graph.nodes[n]["host"] == h]
+        members.sort(key=lambda n: (graph.nodes[n]["role"] != "host", n))
+        for ri, n in enumerate(members):
+            x0, y0 = hi * 6.0, ri * 2.2
+            devs = [v for _u, v, k in graph.out_edges(n, data="kind") if k == "member"]
+            devs.sort()
+            w = max(3.0, 1.1 * len(devs))
+            role = graph.nodes[n]["role"]
+            ax.add_patch(matplotlib.patches.FancyBboxPatch((x0 - 0.3, y0 - 0.5), w, 1.4, boxstyle="round,pad=0.05",
+                                                           fc="#e8f0fe" if role == "host" else "#fef7e0", ec="#555"))
+            host_c = graph.nodes[n].get("containers") or []
+            label = f"{n} ({role})" + (f" + {', '.join(host_c)}" if role == "host" and host_c else "")
+            ax.text(x0 - 0.2, y0 + 0.65, f"{label}  uts:{graph.nodes[n]['hostname']}", fontsize=7, va="bottom")
+            for di, d in enumerate(devs):
+                pos[d] = (x0 + 0.5 + di * 1.05, y0)
+    colors = {"veth": "#1a73e8", "master": "#188038", "wire": "#d93025"}
+    drawn = set()
+    for u, v, k in graph.edges(data="kind"):
+        if k in colors and u in pos and v in pos and (v, u, k) not in drawn:
+            drawn.add((u, v, k))
+            (x1, y1), (x2, y2) = pos[u], pos[v]
+            ax.plot([x1, x2], [y1, y2], color=colors[k], lw=1.5 if k != "wire" else 2.5, zorder=1)
+    for d, (x, y) in pos.items():
+        nd = graph.nodes[d]
+        ax.scatter([x], [y], s=120, zorder=2, color={"bridge": "#188038", "nic": "#d93025", "veth": "#1a73e8",
+                                                       "loopback": "#999"}.get(nd["kind"], "#555"))
+        addr = nd["addrs"][0] if nd["addrs"] and nd["kind"] != "loopback" else ""
+        ax.text(x, y - 0.28, f"{nd['ifname']}\n{addr}", fontsize=6, ha="center", va="top")
+    ax.set_aspect("auto")
+    ax.autoscale()
+    ax.margins(0.12)
+    ax.axis("off")
+    ax.set_title(title or "topology: namespaces and devices (blue veth, green bridge port, red wire)")
+    return ax
+
+
+def write_plots(res: "Results", out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, fn in (("latency_cdf.png", plot_latency_cdf), ("breakdown.png", plot_breakdown)):
+        ax = fn(res)
+        ax.figure.savefig(out / name, dpi=110, bbox_inches="tight", **_META)
+        plt.close(ax.figure)
+    if res.graph is not None:
+        ax = plot_topology(res.graph, title=f"{res.scenario}: topology")
+        ax.figure.savefig(out / "topology.png", dpi=110, bbox_inches="tight", **_META)
+        plt.close(ax.figure)

@@ -1,0 +1,243 @@
+"""The scenario file format: these pydantic models are its only definition.
+
+``simnet schema`` prints the JSON Schema generated from them. Quantities are strings with
+units, parsed once here (rates in tc's spelling, ``kbps``/``mbps`` refused as ambiguous;
+times; sizes). Every model forbids unknown keys. The shape follows compose files: ``hosts``
+(machines, each a root network namespace), ``links`` (the underlay between hosts' NICs),
+``networks`` (``docker network create``), ``containers`` (compose services), ``workloads``,
+``sysctls`` and ``run``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema
+
+from simnet.units import UnitError, parse_rate, parse_size, parse_time
+
+__all__ = [
+    "Scenario", "HostSpec", "NicSpec", "RouteSpec", "DaemonSpec", "LinkSpec", "NetworkSpec", "AttachSpec",
+    "ContainerSpec", "UdpWorkload", "UdpRrWorkload", "Workload", "RunSpec", "PREDEFINED_NETWORKS",
+    "RENAMED_KEYS",
+]
+
+PREDEFINED_NETWORKS = ("bridge", "host", "none")   # `docker network ls` on a fresh daemon
+
+
+def _unit(parser: Any) -> Any:
+    def conv(v: Any) -> Any:
+        try:
+            return parser(v)
+        except UnitError as e:
+            raise ValueError(str(e)) from None
+    return conv
+
+
+Rate = Annotated[float, BeforeValidator(_unit(parse_rate)),
+                 WithJsonSchema({"type": "string", "pattern": r"^[0-9.]+\s*(bit|kbit|mbit|gbit|tbit)?$",
+                                 "examples": ["10gbit", "100mbit"], "description": "bit rate, tc spelling"})]
+Time = Annotated[float, BeforeValidator(_unit(parse_time)),
+                 WithJsonSchema({"type": "string", "pattern": r"^[0-9.]+\s*(ns|us|ms|s|min)?$",
+                                 "examples": ["50us", "2ms", "1s"], "description": "duration"})]
+Size = Annotated[int, BeforeValidator(_unit(parse_size)),
+                 WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 0},
+                                           {"type": "string", "pattern": r"^[0-9.]+\s*([kKmMgG]i?[bB]?|[bB])?$"}],
+                                 "examples": [1472, "64KiB", "10MB"], "description": "bytes"})]
+
+
+def _net(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return ipaddress.IPv4Network(v, strict=True)
+        except ValueError as e:
+            raise ValueError(f"bad IPv4 subnet {v!r}: {e}") from None
+    return v
+
+
+def _addr(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"bad IPv4 address {v!r}") from None
+    return v
+
+
+Subnet = Annotated[ipaddress.IPv4Network, BeforeValidator(_net),
+                   WithJsonSchema({"type": "string", "format": "ipv4-cidr", "examples": ["172.18.0.0/16"]})]
+Addr = Annotated[ipaddress.IPv4Address, BeforeValidator(_addr),
+                 WithJsonSchema({"type": "string", "format": "ipv4", "examples": ["172.18.0.10"]})]
+Mtu = Annotated[int, Field(ge=68, le=65535, description="bytes; IPv4 needs at least 68")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", max_length=63)]
+IfName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]+$", max_length=15)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class NicSpec(_Strict):
+    """A physical NIC. Unset fields fall back to the host's ``nic:`` and then to Linux's defaults."""
+
+    rate: Rate | None = Field(None, description="line rate (default 10gbit)")
+    mtu: Mtu | None = Field(None, description="interface MTU (default 1500, ETH_DATA_LEN)")
+    txqueuelen: Annotated[int, Field(ge=1)] | None = Field(None, description="pfifo_fast limit (default 1000)")
+    tx_ring: Annotated[int, Field(ge=1)] | None = Field(None, description="driver TX ring descriptors (default 256)")
+    address: Annotated[ipaddress.IPv4Interface, BeforeValidator(lambda v: ipaddress.IPv4Interface(v)
+                                                                 if isinstance(v, str) else v),
+                       WithJsonSchema({"type": "string", "examples": ["10.0.0.1/24"]})] | None = Field(
+        None, description="address/prefix on this NIC (default: from its link's subnet)")
+
+
+class RouteSpec(_Strict):
+    """A static route (``ip route add DST via VIA [dev DEV]``)."""
+
+    dst: Annotated[str, Field(description="destination prefix or 'default'")]
+    via: Addr | None = None
+    dev: IfName | None = None
+
+
+class DaemonSpec(_Strict):
+    """dockerd settings of one host that change the data path."""
+
+    iptables: bool = Field(True, description="Docker manages iptables (isolation between bridge networks)")
+    ip_forward: bool = Field(True, description="Docker enables net.ipv4.ip_forward")
+
+
+class HostSpec(_Strict):
+    """A machine: a root network namespace with CPUs and physical NICs."""
+
+    cpus: Annotated[int, Field(ge=1, le=1024)] = 2
+    nic: NicSpec = NicSpec()
+    nics: dict[IfName, NicSpec] = Field(default_factory=dict)
+    hostname: Name | None = None
+    sysctls: dict[str, int | str] = Field(default_factory=dict)
+    routes: list[RouteSpec] = Field(default_factory=list)
+    daemon: DaemonSpec = DaemonSpec()
+
+
+class LinkSpec(_Strict):
+    """A cable between two hosts' NICs: ``host`` or ``host:ifname`` at each end."""
+
+    endpoints: Annotated[list[str], Field(min_length=2, max_length=2)]
+    delay: Time = Field(0.0, description="one-way propagation delay")
+    subnet: Subnet | None = Field(None, description="addresses for the two NICs (default 10.0.<n>.0/24)")
+
+
+class NetworkSpec(_Strict):
+    """``docker network create``: a driver and its settings."""
+
+    driver: str = "bridge"
+    subnet: Subnet | None = None
+    gateway: Addr | None = None
+    mtu: Mtu | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    internal: bool = False
+
+
+class AttachSpec(_Strict):
+    """A container's endpoint on one network (compose ``networks: {net: {...}}``)."""
+
+    ipv4_address: Addr | None = None
+    aliases: list[str] = Field(default_factory=list)
+
+
+class ContainerSpec(_Strict):
+    """A container (compose service): where it runs and which networks it joins."""
+
+    host: Name | None = None
+    networks: list[str] | dict[str, AttachSpec | None] | None = None
+    hostname: Name | None = None
+    sysctls: dict[str, int | str] = Field(default_factory=dict)
+
+    def attachments(self) -> list[tuple[str, AttachSpec]]:
+        """(network, endpoint settings) in declaration order; the default bridge if none."""
+        if self.networks is None:
+            return [("bridge", AttachSpec())]
+        if isinstance(self.networks, list):
+            return [(n, AttachSpec()) for n in self.networks]
+        return [(n, a or AttachSpec()) for n, a in self.networks.items()]
+
+
+class _WorkloadBase(_Strict):
+    name: Name | None = Field(None, description="flow name in results (default: <app><index>)")
+    from_: str = Field(alias="from", description="container or host that runs the client")
+    to: str = Field(description="container, host or IPv4 address of the server")
+    port: Port
+    start: Time = 0.0
+
+
+class UdpWorkload(_WorkloadBase):
+    """One-way UDP datagrams (iperf3 -u like): ``count`` datagrams of ``payload`` bytes."""
+
+    app: Literal["udp"]
+    count: Annotated[int, Field(ge=0)]
+    payload: Annotated[Size, Field(ge=0, le=65507)] = 1472
+    interval: Time | None = Field(None, description="time between datagrams")
+    rate: Rate | None = Field(None, description="application payload bit rate (sets the interval)")
+    arrival: Literal["constant", "poisson"] = "constant"
+    sport: Port | None = None
+    sndbuf: Size | None = Field(None, description="SO_SNDBUF (doubled by the kernel)")
+    rcvbuf: Size | None = Field(None, description="SO_RCVBUF (doubled by the kernel)")
+
+    def interval_s(self) -> float:
+        if self.interval is not None:
+            return self.interval
+        if self.rate is not None:
+            return self.payload * 8 / self.rate
+        return 0.0
+
+
+class UdpRrWorkload(_WorkloadBase):
+    """UDP request/response (netperf UDP_RR): ``count`` transactions, one at a time."""
+
+    app: Literal["udp_rr"]
+    count: Annotated[int, Field(ge=0)]
+    request: Annotated[Size, Field(ge=0, le=65507)] = 1
+    response: Annotated[Size, Field(ge=0, le=65507)] = 1
+    interval: Time = Field(0.0, description="think time between transactions")
+    timeout: Time = Field(1.0, description="a transaction without an answer for this long is lost")
+    sport: Port | None = None
+
+
+Workload = Annotated[Union[UdpWorkload, UdpRrWorkload], Field(discriminator="app")]
+
+WORKLOAD_APPS = ("udp", "udp_rr")
+
+
+class RunSpec(_Strict):
+    """How to run: until when, on which engine."""
+
+    until: Time | None = Field(None, description="simulated time to stop at (default: when every workload is done "
+                                                  "and no packet is in flight)")
+    engine: Literal["des"] = "des"
+
+
+class Scenario(_Strict):
+    """A simnet scenario."""
+
+    name: Name
+    description: str = ""
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 1
+    hosts: dict[Name, HostSpec] = Field(default_factory=lambda: {"host": HostSpec()})
+    links: list[LinkSpec] = Field(default_factory=list)
+    networks: dict[Name, NetworkSpec] = Field(default_factory=dict)
+    containers: dict[Name, ContainerSpec] = Field(default_factory=dict)
+    workloads: list[Workload] = Field(default_factory=list)
+    sysctls: dict[str, int | str] = Field(default_factory=dict)
+    run: RunSpec = RunSpec()
+    _source: Any = PrivateAttr(None)      # loader.SourceMap: where each key was written
+
+
+# Keys people may write from other tools or older simnet drafts: the error names the new key.
+RENAMED_KEYS: dict[str, str] = {
+    "workload": "workloads",
+    "docker": "networks and containers are top-level keys",
+    "backend": "engine",
+    "network_mode": "networks: [host] (or [none])",
+    "services": "containers",
+    "defaults": "hosts.<name>.nic for NIC defaults",
+}
