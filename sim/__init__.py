@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .results.results import Results
     from .scenario.spec import Scenario
 
-__all__ = ["__version__", "load", "loads", "compile", "run", "ScenarioError", "bundled_scenario"]
+__all__ = ["__version__", "load", "loads", "compile_scenario", "run", "ScenarioError", "bundled_scenario"]
 
 
 def __getattr__(name: str) -> Any:
@@ -67,14 +67,14 @@ def loads(text: str, file: str = "<scenario>") -> "Scenario":
     return _loads(text, file)
 
 
-def compile(scenario: "Scenario | str | Path") -> Any:  # noqa: A001 - the pipeline's own word
-    """Compile a scenario into its topology graph and workload plans."""
-    from .compile import compile_scenario
+def compile_scenario(scenario: "Scenario | str | Path") -> Any:
+    """Compile a scenario into its topology graph and workload plans (``simnet.compile.Compiled``)."""
+    from .compile import compile_scenario as _compile
     from .scenario.loader import source_of
 
     sc = scenario if not isinstance(scenario, (str, Path)) else load(scenario)
     try:
-        return compile_scenario(sc)
+        return _compile(sc)
     except Exception as e:
         from .scenario.loader import ScenarioError
 
@@ -88,8 +88,10 @@ def run(scenario: "Scenario | str | Path", engine: str = "des", *, seed: int | N
     """Run a scenario (object, path or bundled name) and return its :class:`Results`."""
     sc = scenario if not isinstance(scenario, (str, Path)) else load(scenario)
     if seed is not None:
+        src = sc._source
         sc = sc.model_copy(update={"seed": seed})
-    comp = compile(sc)
+        sc._source = src
+    comp = compile_scenario(sc)
     if engine != "des":
         raise ValueError(f"unknown engine {engine!r} (available: des)")
     from .engines.des.engine import run_des

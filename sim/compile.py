@@ -191,7 +191,8 @@ def compile_scenario(sc: Scenario) -> Compiled:
             spec = sc.networks.get(net)
             driver = "bridge" if net == "bridge" else ("host" if net == "host" else
                                                         ("none" if net == "none" else spec.driver))
-            path = ("networks", net) if spec is not None else ("containers", eps[0][0], "networks")
+            path = ("networks", net) if spec is not None else (
+                ("containers", eps[0][0], "networks") if eps else ("containers",))
             reg = driver_for(driver)
             subnet = gateway = None
             mtu = 1500

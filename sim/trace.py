@@ -165,11 +165,12 @@ class Tracer:
         if o.state == 0:
             o.state = 1
             self.delivered[o.kind] += 1
-            acct = skb.acct
-            if acct is not None and o.flow >= 0:
-                self.add_layers(o.flow, acct)
 
     def add_layers(self, flow: int, acct: dict[str, float]) -> None:
+        """Add one delivered packet's (or transaction's) per-layer times to its flow.
+
+        Applications call this when they receive, so the ledger ends where the application's
+        latency ends."""
         fl = self.flow_layers[flow]
         for k, v in acct.items():
             fl[k] += v

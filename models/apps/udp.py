@@ -66,6 +66,7 @@ class FlowStats:
     last_recv_s: float | None = None
     done_s: float | None = None    # when the application finished its work
     latencies_s: list[float] = field(default_factory=list)
+    sent_s: list[float] = field(default_factory=list)     # send time of each sample in latencies_s
     errno_counts: dict[int, int] = field(default_factory=dict)
 
     def record_send(self, t: float, nbytes: int) -> None:
@@ -79,13 +80,14 @@ class FlowStats:
         self.send_errors += 1
         self.errno_counts[-rc] = self.errno_counts.get(-rc, 0) + 1
 
-    def record_recv(self, t: float, nbytes: int, latency_s: float) -> None:
+    def record_recv(self, t: float, nbytes: int, t_sent: float) -> None:
         self.delivered += 1
         self.bytes_delivered += nbytes
         if self.first_recv_s is None:
             self.first_recv_s = t
         self.last_recv_s = t
-        self.latencies_s.append(latency_s)
+        self.latencies_s.append(t - t_sent)
+        self.sent_s.append(t_sent)
 
 
 class _App:
@@ -196,7 +198,7 @@ class UdpSink(_App):
                 continue
             flow, _seq, t_sent = app[0], app[1], app[2]
             t = ctx.vnow()
-            self.stats.record_recv(t, skb.udp_len - 8, t - t_sent)
+            self.stats.record_recv(t, skb.udp_len - 8, t_sent)
             if skb.acct is not None:
                 tracer.add_layers(flow, skb.acct)
 
@@ -295,7 +297,7 @@ class UdpRrClient(_App):
             self.timer.cancel()
             t = ctx.vnow()
             st = self.stats
-            st.record_recv(t, self.response, t - self.t_call)
+            st.record_recv(t, self.response, self.t_call)
             req_acct = app[3]
             if skb.acct is not None:
                 layers = dict(req_acct) if req_acct else {}

@@ -10,7 +10,7 @@ counters.json      per namespace (a host's under its name, a container's under i
                    IcmpMsg, Udp; IpExt), ``arp`` (frames sent and received), ``qdisc``, ``hostname``
 flows.csv          per flow: packets, bytes, start/end, goodput, loss, latency mean/p50/p99
 breakdown.csv      per flow and layer: seconds in total, per packet, share of the latency
-latency.csv        per flow, every packet's latency (one-way for udp, round trip for udp_rr)
+latency.csv        per flow, every packet's send time and latency (one-way for udp, round trip for udp_rr)
 pcap/              ``<netns>-<dev>.pcap`` per device, when asked for
 plots/             latency CDF, per-layer breakdown, topology
 =================  ================================================================================
@@ -76,6 +76,7 @@ class FlowResult:
     start_s: float | None
     end_s: float | None
     latencies_s: np.ndarray = field(repr=False)
+    sent_s: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     layers_s: dict[str, float] = field(default_factory=dict, repr=False)   # summed over packets
     layer_packets: int = 0
 
@@ -177,9 +178,9 @@ class Results:
         rows = [r for f in self.flows for r in f.breakdown()]
         (out / "breakdown.csv").write_text(_csv(rows, ["flow", "layer", "seconds_total", "seconds_per_packet",
                                                        "share"]))
-        lat_rows = [{"flow": f.name, "seq": i, "latency_s": float(v)} for f in self.flows
-                    for i, v in enumerate(f.latencies_s)]
-        (out / "latency.csv").write_text(_csv(lat_rows, ["flow", "seq", "latency_s"]))
+        lat_rows = [{"flow": f.name, "seq": i, "sent_s": float(t), "latency_s": float(v)} for f in self.flows
+                    for i, (t, v) in enumerate(zip(f.sent_s, f.latencies_s))]
+        (out / "latency.csv").write_text(_csv(lat_rows, ["flow", "seq", "sent_s", "latency_s"]))
         if plots:
             from .plots import write_plots
 
@@ -195,9 +196,9 @@ class Results:
         flows = pd.DataFrame([f.row() for f in self.flows])
         breakdown = pd.DataFrame([r for f in self.flows for r in f.breakdown()],
                                  columns=["flow", "layer", "seconds_total", "seconds_per_packet", "share"])
-        latency = pd.DataFrame([{"flow": f.name, "seq": i, "latency_s": float(v)}
-                                for f in self.flows for i, v in enumerate(f.latencies_s)],
-                               columns=["flow", "seq", "latency_s"])
+        latency = pd.DataFrame([{"flow": f.name, "seq": i, "sent_s": float(t), "latency_s": float(v)}
+                                for f in self.flows for i, (t, v) in enumerate(zip(f.sent_s, f.latencies_s))],
+                               columns=["flow", "seq", "sent_s", "latency_s"])
         rows = []
         for ns, c in self.counters.items():
             for dev, st in c["dev"].items():
@@ -250,6 +251,7 @@ def collect(comp: "Compiled", net: Any, *, sim_time_s: float, wall_s: float, eve
             packets_sent=st.sent, packets_delivered=st.delivered, bytes_sent=st.bytes_sent,
             bytes_delivered=st.bytes_delivered, send_errors=st.send_errors, timeouts=st.timeouts,
             start_s=st.first_send_s, end_s=st.last_recv_s, latencies_s=np.asarray(st.latencies_s, dtype=float),
+            sent_s=np.asarray(st.sent_s, dtype=float),
             layers_s=layers, layer_packets=tracer.flow_layer_pkts.get(st.flow, 0)))
     counters: dict[str, Any] = {}
     for name in sorted(net.netns):

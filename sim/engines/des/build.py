@@ -168,6 +168,8 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
     stats = FlowStats(flow=wp.index, name=wp.name, app=wp.app, src=w.from_, dst=w.to, proto="udp", dport=wp.dport)
     net.flows.append(stats)
     daddr = ip_to_int(wp.daddr)
+    if not w.listen:
+        dst = None
     if wp.app == "udp":
         if dst is not None:
             net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=wp.dport, rcvbuf=w.rcvbuf))
