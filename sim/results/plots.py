@@ -1,4 +1,9 @@
-"""Plots of a run: latency CDF, per-layer breakdown, topology (matplotlib, Agg backend)."""
+"""Plots of a run: latency CDF, per-layer breakdown, topology.
+
+Each ``plot_*`` function draws on the axes it is given, or on new pyplot axes (so that they
+show inline in a notebook); :func:`write_plots` draws on pyplot-free figures, which needs no
+display.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.patches
+import numpy as np
+from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from .results import Results
@@ -19,8 +23,16 @@ __all__ = ["write_plots", "plot_latency_cdf", "plot_breakdown", "plot_topology"]
 _META = {"metadata": {"Software": None}}   # keep PNG bytes free of version stamps
 
 
+def _axes(ax, figsize):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=figsize).gca()
+
+
 def plot_latency_cdf(res: "Results", ax=None):
-    ax = ax or plt.figure(figsize=(7, 4.2)).gca()
+    ax = _axes(ax, (7, 4.2))
     for f in res.flows:
         lat = np.sort(f.latencies_s)
         if len(lat) == 0:
@@ -39,13 +51,13 @@ def plot_latency_cdf(res: "Results", ax=None):
 def plot_breakdown(res: "Results", ax=None):
     """Stacked horizontal bars: mean time per packet in each layer, per flow."""
     flows = [f for f in res.flows if f.layer_packets]
-    ax = ax or plt.figure(figsize=(8, 1.2 + 0.6 * max(1, len(flows)))).gca()
+    ax = _axes(ax, (8, 1.2 + 0.6 * max(1, len(flows))))
     layers: list[str] = []
     for f in flows:
         for r in f.breakdown():
             if r["layer"] not in layers:
                 layers.append(r["layer"])
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
     for i, f in enumerate(flows):
         left = 0.0
         per = {r["layer"]: r["seconds_per_packet"] for r in f.breakdown()}
@@ -68,7 +80,7 @@ def plot_breakdown(res: "Results", ax=None):
 
 def plot_topology(graph, ax=None, title: str = ""):
     """Namespaces as boxes of their devices; veth pairs, bridge ports and wires as lines."""
-    ax = ax or plt.figure(figsize=(9, 6)).gca()
+    ax = _axes(ax, (9, 6))
     netns = [n for n, d in graph.nodes(data=True) if d["kind"] == "netns"]
     hosts = sorted({graph.nodes[n]["host"] for n in netns})
     pos = {}
@@ -112,11 +124,12 @@ def plot_topology(graph, ax=None, title: str = ""):
 
 def write_plots(res: "Results", out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name, fn in (("latency_cdf.png", plot_latency_cdf), ("breakdown.png", plot_breakdown)):
-        ax = fn(res)
-        ax.figure.savefig(out / name, dpi=110, bbox_inches="tight", **_META)
-        plt.close(ax.figure)
+    nflows = max(1, sum(1 for f in res.flows if f.layer_packets))
+    jobs = [("latency_cdf.png", (7, 4.2), lambda ax: plot_latency_cdf(res, ax)),
+            ("breakdown.png", (8, 1.2 + 0.6 * nflows), lambda ax: plot_breakdown(res, ax))]
     if res.graph is not None:
-        ax = plot_topology(res.graph, title=f"{res.scenario}: topology")
-        ax.figure.savefig(out / "topology.png", dpi=110, bbox_inches="tight", **_META)
-        plt.close(ax.figure)
+        jobs.append(("topology.png", (9, 6), lambda ax: plot_topology(res.graph, ax, f"{res.scenario}: topology")))
+    for name, size, draw in jobs:
+        fig = Figure(figsize=size)
+        draw(fig.subplots())
+        fig.savefig(out / name, dpi=110, bbox_inches="tight", **_META)
