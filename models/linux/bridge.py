@@ -12,6 +12,10 @@ The bridge device's own counters follow the kernel: ``tx_bytes`` counts the whol
 ``rx_bytes`` what ``br_pass_frame_up`` sees after the Ethernet header is pulled (the L3
 length; observed on Linux 6.18: one ARP request passed up counts 28 bytes).
 
+A capture on the bridge device sees what ``tcpdump -p -i docker0`` sees: frames passed up to
+the host and frames the host sends through the bridge (plain ``tcpdump`` would also put the
+bridge in promiscuous mode, which passes every bridged frame up; simnet does not model that).
+
 With ``net.bridge.bridge-nf-call-iptables`` = 1 (br_netfilter loaded), bridged IPv4 frames
 also traverse iptables' hooks, which costs CPU (``br_netfilter`` stage). Docker 28 loads
 br_netfilter only when ICC or the userland proxy is disabled, so the default is off.

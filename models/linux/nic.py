@@ -12,9 +12,9 @@ and is serialised at line rate. A frame occupies the wire for
 link's propagation delay. TX completion (end of serialisation) frees the socket's send-buffer
 charge.
 
-Receive: the peer NIC filters on its MAC (unless promiscuous), counts the frame as received
-(a padded 42-byte ARP frame counts 60 bytes), and the NAPI poll runs on the CPU that the
-flow's RSS hash selects.
+Receive: the peer NIC filters on its MAC (unless promiscuous) and the NAPI poll runs on the
+CPU that the flow's RSS hash selects; the driver counts the frame there (a padded 42-byte ARP
+frame counts 60 bytes), which is also where a capture sees it.
 
 Scope and limitations: no BQL (the ring holds up to ``tx_ring`` frames whatever their
 size), no interrupt coalescing or GRO, full duplex point-to-point links only; the driver's
@@ -230,20 +230,23 @@ class Nic(NetDevice):
 
     # -- receive ---------------------------------------------------------------------
     def _arrive(self, skb: Skb) -> None:
-        """The last bit arrived: MAC filter, count, then NAPI on the RSS CPU."""
+        """The last bit arrived: the MAC filter, then NAPI on the RSS CPU."""
         if not self.promisc and pkt_type(skb.eth_dst, self.mac) == PACKET_OTHERHOST:
             self.ns.kfree_skb(skb, Drop.OTHERHOST, "nic_mac_filter")
             return
+        self.ns.host.rss_cpu(skb).submit(self._napi, skb, skb)
+
+    def _napi(self, skb: Skb) -> None:
+        """NAPI poll → __netif_receive_skb_core → the master's rx_handler or the IP/ARP handler.
+
+        The driver counts the frame here, and here tcpdump's tap sees (and timestamps) it:
+        when a CPU gets to it, not when its last bit arrived."""
+        seg = self.ctx.seg
         frame = 14 + skb.l3_len
         self.rx_packets += 1
         self.rx_bytes += frame if frame >= self._min_frame else self._min_frame
         if self.capture is not None:
-            self.capture(self.ctx.env._now, skb, self, False)
-        self.ns.host.rss_cpu(skb).submit(self._napi, skb, skb)
-
-    def _napi(self, skb: Skb) -> None:
-        """NAPI poll → __netif_receive_skb_core → the master's rx_handler or the IP/ARP handler."""
-        seg = self.ctx.seg
+            self.capture(seg.start, skb, self, False)
         if self.master is not None:
             seg.charge2(skb, "napi_rx", "netif_receive")
             self.master.handle_frame(skb, self)

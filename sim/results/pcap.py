@@ -8,6 +8,7 @@ nanosecond-resolution pcap format (magic ``0xa1b23c4d``), link type Ethernet.
 
 from __future__ import annotations
 
+import heapq
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -86,7 +87,15 @@ def frame_bytes(skb: Skb, pad_to: int = 0) -> bytes:
 
 
 class PcapWriter:
-    """One capture file, written as frames arrive."""
+    """One capture file, written in timestamp order.
+
+    Frames are not handed over in time order: a CPU segment captures at its virtual time
+    (``ctx.vnow()``, ahead of the simulation clock; a one-CPU host's NIC takes a frame at the end
+    of the segment that sent it) while a frame arriving from the wire is captured at the clock.
+    Every capture is stamped at or after the simulation clock, so a frame stamped at or before
+    the clock can no longer be overtaken: frames wait in a heap until the clock passes them, and
+    the file is non-decreasing in time (frames with equal stamps keep their capture order).
+    """
 
     def __init__(self, path: Path, snaplen: int = 262144) -> None:
         self.path = path
@@ -94,16 +103,31 @@ class PcapWriter:
         self.f: BinaryIO = open(path, "wb")
         self.f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snaplen, _LINKTYPE_ETHERNET))
         self.frames = 0
+        self._pending: list[tuple[int, int, bytes]] = []     # (ns, capture order, frame)
 
     def __call__(self, t_s: float, skb: Skb, dev: Any, tx: bool) -> None:
         pad = 60 if (not tx and dev.kind == "nic") else 0
         data = frame_bytes(skb, pad)
-        ns_total = round(t_s * 1e9)
-        sec, nsec = divmod(ns_total, 1_000_000_000)
-        cap = data[: self.snaplen]
-        self.f.write(struct.pack("<IIII", sec, nsec, len(cap), len(data)))
-        self.f.write(cap)
+        heapq.heappush(self._pending, (round(t_s * 1e9), self.frames, data))
         self.frames += 1
+        ctx = getattr(dev, "ctx", None)
+        if ctx is None:
+            self._flush(None)
+        else:
+            self._flush(round(ctx.env.now * 1e9))
+
+    def _flush(self, upto_ns: int | None) -> None:
+        """Write the frames stamped at or before ``upto_ns`` (all of them if None)."""
+        pending = self._pending
+        while pending and (upto_ns is None or pending[0][0] <= upto_ns):
+            ns_total, _, data = heapq.heappop(pending)
+            sec, nsec = divmod(ns_total, 1_000_000_000)
+            cap = data[: self.snaplen]
+            self.f.write(struct.pack("<IIII", sec, nsec, len(cap), len(data)))
+            self.f.write(cap)
 
     def close(self) -> None:
+        if self.f.closed:
+            return
+        self._flush(None)
         self.f.close()
