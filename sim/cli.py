@@ -163,10 +163,10 @@ def _print_summary(res, out_dir: Path) -> None:
 
     from .units import fmt_rate, fmt_time
 
-    con = Console()
+    con = Console(width=max(Console().width, 110))
     t = Table(title=f"{res.scenario}: {res.sim_time_s:g} s simulated in {res.wall_s:.2f} s ({res.engine})")
     for col in ("flow", "app", "path", "sent", "delivered", "goodput", "latency p50", "p99"):
-        t.add_column(col, justify="right" if col not in ("flow", "app", "path") else "left")
+        t.add_column(col, justify="right" if col not in ("flow", "app", "path") else "left", no_wrap=True)
     for f in res.flows:
         p50 = f.latency(0.5)
         p99 = f.latency(0.99)
@@ -199,11 +199,14 @@ def graph(
 ) -> None:
     """Draw the scenario's topology (namespaces, devices, links)."""
     sc, comp = _guard(lambda: _load_and_compile(file))
+    from matplotlib.figure import Figure
+
     from .results.plots import plot_topology
 
-    ax = plot_topology(comp.graph, title=f"{sc.name}: topology")
+    fig = Figure(figsize=(9, 6))
+    plot_topology(comp.graph, fig.subplots(), title=f"{sc.name}: topology")
     try:
-        ax.figure.savefig(output, dpi=110, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(output, dpi=110, bbox_inches="tight", metadata={"Software": None})
     except OSError as e:
         _err(f"{output}: cannot write: {e.strerror}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -293,6 +296,15 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:  # an internal error: one line, the traceback on request
+        if os.environ.get("SIMNET_DEBUG"):
+            raise
+        import traceback
+
+        tb = traceback.extract_tb(e.__traceback__)[-1]
+        _err(f"simnet: internal error: {type(e).__name__}: {e} (at {Path(tb.filename).name}:{tb.lineno}; "
+             "set SIMNET_DEBUG=1 for the traceback)")
+        sys.exit(EXIT_FAIL)
 
 
 if __name__ == "__main__":  # pragma: no cover

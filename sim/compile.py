@@ -118,8 +118,11 @@ def compile_scenario(sc: Scenario) -> Compiled:
         p = _nic_params(sc, hname, ifname)
         spec = sc.hosts[hname].nics.get(ifname) or sc.hosts[hname].nic
         addrs = [str(spec.address)] if spec.address is not None else []
-        return add_device(g, hname, ifname, "nic", mtu=p.mtu_bytes, addrs=addrs, rate_bps=p.rate_bps,
-                          txqueuelen=p.txqueuelen_pkts, tx_ring=p.tx_ring_pkts)
+        try:
+            return add_device(g, hname, ifname, "nic", mtu=p.mtu_bytes, addrs=addrs, rate_bps=p.rate_bps,
+                              txqueuelen=p.txqueuelen_pkts, tx_ring=p.tx_ring_pkts)
+        except ValueError as e:
+            raise ScenarioError(str(e), path) from None
 
     host_links: list[tuple[str, str, str, str, int]] = []   # (hostA, nicA, hostB, nicB, link index)
     k_auto = 0
@@ -373,8 +376,12 @@ def _add_static(fib: Fib, g: nx.MultiDiGraph, netns: str, r: dict[str, Any], dev
     dst = "0.0.0.0/0" if r["dst"] == "default" else r["dst"]
     try:
         net = IPv4Network(dst, strict=True)
-    except ValueError as e:
-        raise ScenarioError(f"bad route destination {r['dst']!r}: {e}", path + ("dst",)) from None
+    except ValueError:
+        try:
+            hint = f"host bits set (did you mean {IPv4Network(dst, strict=False)}?)"
+        except ValueError:
+            hint = "expected a prefix such as 10.1.0.0/16, or 'default'"
+        raise ScenarioError(f"bad route destination {r['dst']!r}: {hint}", path + ("dst",)) from None
     via = int(IPv4Address(r["via"])) if r.get("via") else None
     dev = None
     if r.get("dev"):
@@ -512,11 +519,16 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
         daddr = a
     tr = trace_path(comp.graph, fibs, src, int(IPv4Address(daddr)))
     if not tr.ok:
-        raise ScenarioError(f"unreachable: {tr.reason}", ("workloads", i, "to"))
+        raise ScenarioError(f"unreachable: {tr.reason}{_cross_host_hint(comp, w, src, dst_ns)}",
+                            ("workloads", i, "to"))
     if dst_ns is None:
         dst_ns = tr.dst_netns
     elif tr.dst_netns != dst_ns:
-        raise ScenarioError(f"unreachable: {daddr} leads to {tr.dst_netns}, not {to}", ("workloads", i, "to"))
+        where = (f"is also {src_name}'s own address" if tr.dst_netns == src else
+                 f"leads from {src_name} to {tr.dst_netns}" if tr.dst_netns is not None else
+                 f"is on a network of {src_name} where nobody has it")
+        raise ScenarioError(f"unreachable: {to}'s address {daddr} {where}"
+                            f"{_cross_host_hint(comp, w, src, dst_ns)}", ("workloads", i, "to"))
     if w.app == "udp_rr" and dst_ns is not None:
         src_addr = _source_addr(fibs, src, int(IPv4Address(daddr)))
         back = trace_path(comp.graph, fibs, dst_ns, src_addr)
@@ -525,6 +537,20 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
     name = w.name or f"{w.app}{i}"
     return WorkloadPlan(index=i, name=name, app=w.app, spec=w, src_netns=src, dst_netns=dst_ns, daddr=daddr,
                         dport=w.port, path=tuple(tr.hops))
+
+
+def _cross_host_hint(comp: Compiled, w: Any, src: str, dst_ns: str | None) -> str:
+    """Why a target is out of reach: no interface but lo, or its networks are local to another host."""
+    g = comp.graph
+    if src in g and not [d for d in comp.devices(src) if g.nodes[d]["kind"] != "loopback"]:
+        return f" ({w.from_} has no interface but lo)"
+    if dst_ns is None or dst_ns not in g or src not in g:
+        return ""
+    hs, hd = g.nodes[src].get("host"), g.nodes[dst_ns].get("host")
+    if hs == hd or g.nodes[dst_ns].get("role") != "container":
+        return ""
+    return (f" ({w.to} runs on host {hd} and {w.from_} on host {hs}; a bridge network exists only on its own "
+            "host)")
 
 
 def _source_addr(fibs: dict[str, Fib], netns: str, daddr: int) -> int:

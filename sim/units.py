@@ -62,6 +62,10 @@ def _split(text: object, what: str) -> tuple[float, str]:
     if isinstance(text, bool):
         raise UnitError(f"expected a {what}, got a boolean")
     if isinstance(text, (int, float)):
+        if text < 0:
+            raise UnitError(f"{what} must not be negative: {text!r}")
+        if not math.isfinite(text):
+            raise UnitError(f"{what} must be finite: {text!r}")
         return float(text), ""
     if not isinstance(text, str):
         raise UnitError(f"expected a {what} string, got {type(text).__name__}")
@@ -94,7 +98,9 @@ def parse_rate(text: object) -> float:
     else:
         raise UnitError(f"unknown rate unit {unit!r} in {text!r} (use bit, kbit, mbit, gbit, tbit)")
     rate = value * mult
-    if not rate > 0 or not math.isfinite(rate):
+    if not math.isfinite(rate):
+        raise UnitError(f"rate must be finite: {text!r}")
+    if not rate > 0:
         raise UnitError(f"rate must be positive: {text!r}")
     return rate
 
@@ -121,6 +127,8 @@ def parse_size(text: object) -> int:
     if u not in _SIZE_UNITS:
         raise UnitError(f"unknown size unit {unit!r} in {text!r} (use B, kB, MB, GB, KiB, MiB, GiB)")
     n = value * _SIZE_UNITS[u]
+    if not math.isfinite(n):
+        raise UnitError(f"size must be finite: {text!r}")
     if n != int(n):
         raise UnitError(f"size must be a whole number of bytes: {text!r}")
     return int(n)

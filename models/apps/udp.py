@@ -101,6 +101,28 @@ class _App:
         self.on_done = on_done
         self.done = False
 
+    def _read_when_ready(self, sock: UdpSock) -> None:
+        """Wake on ``sock``'s data and hand each datagram to ``on_datagram`` in one segment."""
+        self.pending = False
+        sock.on_readable = self._readable
+
+    def _readable(self) -> None:
+        if not self.pending:
+            self.pending = True
+            self.cpu.submit(self._read_all, None)
+
+    def _read_all(self, _arg: Any) -> None:
+        self.pending = False
+        while True:
+            skb = self.sock.recvmsg()
+            if skb is None:
+                return
+            if skb.app is not None:
+                self.on_datagram(skb)
+
+    def on_datagram(self, skb: Any) -> None:  # pragma: no cover - readers override it
+        raise NotImplementedError
+
     def _finish(self) -> None:
         if not self.done:
             self.done = True
@@ -177,30 +199,13 @@ class UdpSink(_App):
         self.sock = UdpSock(ns, cpu, port)
         if rcvbuf:
             self.sock.set_rcvbuf(rcvbuf)
-        self.sock.on_readable = self._readable
-        self.pending = False
+        self._read_when_ready(self.sock)
 
-    def _readable(self) -> None:
-        if not self.pending:
-            self.pending = True
-            self.cpu.submit(self._recv, None)
-
-    def _recv(self, _arg: Any) -> None:
-        self.pending = False
-        ctx = self.ctx
-        tracer = ctx.tracer
-        while True:
-            skb = self.sock.recvmsg()
-            if skb is None:
-                return
-            app = skb.app
-            if app is None:
-                continue
-            flow, _seq, t_sent = app[0], app[1], app[2]
-            t = ctx.vnow()
-            self.stats.record_recv(t, skb.udp_len - 8, t_sent)
-            if skb.acct is not None:
-                tracer.add_layers(flow, skb.acct)
+    def on_datagram(self, skb: Any) -> None:
+        flow, _seq, t_sent = skb.app[0], skb.app[1], skb.app[2]
+        self.stats.record_recv(self.ctx.vnow(), skb.udp_len - 8, t_sent)
+        if skb.acct is not None:
+            self.ctx.tracer.add_layers(flow, skb.acct)
 
 
 class UdpRrServer(_App):
@@ -209,26 +214,12 @@ class UdpRrServer(_App):
     def __init__(self, ns: "Netns", cpu: "Cpu", stats: FlowStats, *, port: int, response: int) -> None:
         super().__init__(ns, cpu, stats)
         self.sock = UdpSock(ns, cpu, port)
-        self.sock.on_readable = self._readable
         self.response = response
-        self.pending = False
+        self._read_when_ready(self.sock)
 
-    def _readable(self) -> None:
-        if not self.pending:
-            self.pending = True
-            self.cpu.submit(self._serve, None)
-
-    def _serve(self, _arg: Any) -> None:
-        self.pending = False
-        while True:
-            req = self.sock.recvmsg()
-            if req is None:
-                return
-            if req.app is None:
-                continue
-            flow, seq, t_sent = req.app[0], req.app[1], req.app[2]
-            self.sock.sendmsg(req.saddr, req.sport, self.response, flow=flow,
-                              app=(flow, seq, t_sent, req.acct))
+    def on_datagram(self, req: Any) -> None:
+        flow, seq, t_sent = req.app[0], req.app[1], req.app[2]
+        self.sock.sendmsg(req.saddr, req.sport, self.response, flow=flow, app=(flow, seq, t_sent, req.acct))
 
 
 class UdpRrClient(_App):
@@ -237,13 +228,12 @@ class UdpRrClient(_App):
                  sport: int = 0, on_done: Any = None) -> None:
         super().__init__(ns, cpu, stats, on_done)
         self.sock = UdpSock(ns, cpu, sport)
-        self.sock.on_readable = self._readable
+        self._read_when_ready(self.sock)
         self.daddr, self.dport, self.count = daddr, dport, count
         self.request, self.response = request, response
         self.interval_s, self.timeout_s = interval_s, timeout_s
         self.seq = -1
         self.t_call = 0.0
-        self.pending = False
         self.timer = Timer(ns.ctx, self._timeout)
         self.late = 0
         if count > 0:
@@ -278,30 +268,20 @@ class UdpRrClient(_App):
         self.stats.timeouts += 1
         self._issue()
 
-    def _readable(self) -> None:
-        if not self.pending:
-            self.pending = True
-            self.cpu.submit(self._recv, None)
-
-    def _recv(self, _arg: Any) -> None:
-        self.pending = False
+    def on_datagram(self, skb: Any) -> None:
+        app = skb.app
+        if app[1] != self.seq or not self.timer.pending:
+            self.late += 1
+            return
+        self.timer.cancel()
         ctx = self.ctx
-        while True:
-            skb = self.sock.recvmsg()
-            if skb is None:
-                return
-            app = skb.app
-            if app is None or app[1] != self.seq or not self.timer.pending:
-                self.late += 1
-                continue
-            self.timer.cancel()
-            t = ctx.vnow()
-            st = self.stats
-            st.record_recv(t, self.response, self.t_call)
-            req_acct = app[3]
-            if skb.acct is not None:
-                layers = dict(req_acct) if req_acct else {}
-                for k, v in skb.acct.items():
-                    layers[k] = layers.get(k, 0.0) + v
-                ctx.tracer.add_layers(st.flow, layers)
-            ctx.call_at(t + self.interval_s, self._issue)
+        t = ctx.vnow()
+        st = self.stats
+        st.record_recv(t, self.response, self.t_call)
+        req_acct = app[3]
+        if skb.acct is not None:
+            layers = dict(req_acct) if req_acct else {}
+            for k, v in skb.acct.items():
+                layers[k] = layers.get(k, 0.0) + v
+            ctx.tracer.add_layers(st.flow, layers)
+        ctx.call_at(t + self.interval_s, self._issue)

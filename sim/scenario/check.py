@@ -49,6 +49,10 @@ def check(sc: Scenario) -> None:
     _check_sysctls(sc.sysctls, ("sysctls",))
     for hname, h in hosts.items():
         _check_sysctls(h.sysctls, ("hosts", hname, "sysctls"))
+        for ifname in h.nics:
+            if ifname == "lo":
+                raise ScenarioError("'lo' is the loopback interface; give the NIC another name",
+                                    ("hosts", hname, "nics", ifname))
         for j, r in enumerate(h.routes):
             if r.via is None and r.dev is None:
                 raise ScenarioError("a route needs 'via' or 'dev'", ("hosts", hname, "routes", j))
@@ -63,10 +67,14 @@ def check(sc: Scenario) -> None:
                 raise ScenarioError(f"unknown host {hname!r} (hosts: {', '.join(hosts)})",
                                     ("links", i, "endpoints", j))
             if sep and (not ifname or len(ifname) > 15):
-                raise ScenarioError(f"bad interface name {ifname!r}", ("links", i, "endpoints", j))
+                raise ScenarioError(f"bad interface name {ifname!r} (expected host:ifname, ifname 1 to 15 "
+                                    "characters)", ("links", i, "endpoints", j))
+            if ifname == "lo":
+                raise ScenarioError("'lo' is the loopback interface, not a NIC", ("links", i, "endpoints", j))
             ends.append(hname)
         if ends[0] == ends[1]:
-            raise ScenarioError("a link joins two different hosts", ("links", i, "endpoints"))
+            raise ScenarioError(f"both ends are on host {ends[0]!r}: a link joins two different hosts",
+                                ("links", i, "endpoints"))
         if link.subnet is not None:
             if link.subnet.num_addresses < 4 and link.subnet.prefixlen != 31:
                 raise ScenarioError("a link subnet needs room for two addresses", ("links", i, "subnet"))
@@ -90,7 +98,8 @@ def check(sc: Scenario) -> None:
                                     f"{', '.join(sorted(known)) or 'none'})", path + ("options", opt))
             if opt == "com.docker.network.driver.mtu":
                 if not val.isdigit() or not 68 <= int(val) <= 65535:
-                    raise ScenarioError("MTU must be an integer from 68 to 65535", path + ("options", opt))
+                    raise ScenarioError(f"MTU must be an integer from 68 to 65535 (IPv4 needs at least 68), "
+                                        f"got {val!r}", path + ("options", opt))
             if opt == "com.docker.network.bridge.name" and (len(val) > 15 or not val):
                 raise ScenarioError("interface names are 1 to 15 characters", path + ("options", opt))
         if spec.gateway is not None and spec.subnet is None:
@@ -120,14 +129,16 @@ def check(sc: Scenario) -> None:
         if c.host is not None and c.host not in hosts:
             raise ScenarioError(f"unknown host {c.host!r} (hosts: {', '.join(hosts)})", path + ("host",))
         if c.host is None and len(hosts) > 1:
-            raise ScenarioError("several hosts exist: say which one runs this container", path + ("host",))
+            raise ScenarioError(f"required when there are several hosts (hosts: {', '.join(hosts)})",
+                                path + ("host",))
         _check_sysctls(c.sysctls, path + ("sysctls",))
         atts = c.attachments()
         if c.networks is not None and not atts:
             raise ScenarioError("a container needs at least one network (use [none] for none)", path + ("networks",))
         names = [n for n, _a in atts]
-        for n, a in atts:
-            npath = path + ("networks", n) if isinstance(c.networks, dict) else path + ("networks",)
+        for k, (n, a) in enumerate(atts):
+            npath = path + ("networks", n) if isinstance(c.networks, dict) else (
+                path + ("networks", k) if isinstance(c.networks, list) else path)
             if n not in sc.networks and n not in PREDEFINED_NETWORKS:
                 raise ScenarioError(f"unknown network {n!r} (networks: "
                                     f"{', '.join(list(sc.networks) + list(PREDEFINED_NETWORKS))})", npath)
@@ -149,7 +160,8 @@ def check(sc: Scenario) -> None:
                     raise ScenarioError(f"address {a.ipv4_address} is already used by {used[key]}", apath)
                 used[key] = cname
         if len(set(names)) != len(names):
-            raise ScenarioError("a network is listed twice", path + ("networks",))
+            k = next(k for k, n in enumerate(names) if n in names[:k])
+            raise ScenarioError(f"network {names[k]!r} is listed twice", path + ("networks", k))
 
     # workloads
     names_seen: dict[str, int] = {}
@@ -168,9 +180,10 @@ def check(sc: Scenario) -> None:
         if w.app == "udp" and w.rate is not None and w.payload == 0:
             raise ScenarioError("a rate needs a payload above 0 bytes", path + ("rate",))
         key = (w.to, "udp", w.port)
-        if key in servers:
+        if key in servers and w.listen:
             raise ScenarioError(f"port {w.port}/udp on {w.to} is already served by workloads[{servers[key]}]",
                                 path + ("port",))
-        servers[key] = i
+        if w.listen:
+            servers[key] = i
     if sc.run.until is not None and sc.run.until <= 0:
         raise ScenarioError("must be positive", ("run", "until"))

@@ -26,22 +26,25 @@ __all__ = [
 PREDEFINED_NETWORKS = ("bridge", "host", "none")   # `docker network ls` on a fresh daemon
 
 
-def _unit(parser: Any) -> Any:
+def _unit(parser: Any, what: str) -> Any:
     def conv(v: Any) -> Any:
         try:
-            return parser(v)
+            out = parser(v)
         except UnitError as e:
             raise ValueError(str(e)) from None
+        if out < 0:
+            raise ValueError(f"{what} must not be negative: {v!r}")
+        return out
     return conv
 
 
-Rate = Annotated[float, BeforeValidator(_unit(parse_rate)),
+Rate = Annotated[float, BeforeValidator(_unit(parse_rate, "rate")),
                  WithJsonSchema({"type": "string", "pattern": r"^[0-9.]+\s*(bit|kbit|mbit|gbit|tbit)?$",
                                  "examples": ["10gbit", "100mbit"], "description": "bit rate, tc spelling"})]
-Time = Annotated[float, BeforeValidator(_unit(parse_time)),
+Time = Annotated[float, BeforeValidator(_unit(parse_time, "time")),
                  WithJsonSchema({"type": "string", "pattern": r"^[0-9.]+\s*(ns|us|ms|s|min)?$",
                                  "examples": ["50us", "2ms", "1s"], "description": "duration"})]
-Size = Annotated[int, BeforeValidator(_unit(parse_size)),
+Size = Annotated[int, BeforeValidator(_unit(parse_size, "size")),
                  WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 0},
                                            {"type": "string", "pattern": r"^[0-9.]+\s*([kKmMgG]i?[bB]?|[bB])?$"}],
                                  "examples": [1472, "64KiB", "10MB"], "description": "bytes"})]
@@ -51,8 +54,22 @@ def _net(v: Any) -> Any:
     if isinstance(v, str):
         try:
             return ipaddress.IPv4Network(v, strict=True)
-        except ValueError as e:
-            raise ValueError(f"bad IPv4 subnet {v!r}: {e}") from None
+        except ValueError:
+            pass
+        try:
+            net = ipaddress.IPv4Network(v, strict=False)
+        except ValueError:
+            raise ValueError(f"bad IPv4 subnet {v!r} (expected address/prefix, e.g. 172.18.0.0/16)") from None
+        raise ValueError(f"subnet {v!r} has host bits set (did you mean {net}?)")
+    return v
+
+
+def _iface(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return ipaddress.IPv4Interface(v)
+        except ValueError:
+            raise ValueError(f"bad IPv4 address/prefix {v!r} (expected e.g. 10.0.0.1/24)") from None
     return v
 
 
@@ -61,7 +78,7 @@ def _addr(v: Any) -> Any:
         try:
             return ipaddress.IPv4Address(v)
         except ValueError:
-            raise ValueError(f"bad IPv4 address {v!r}") from None
+            raise ValueError(f"bad IPv4 address {v!r} (expected e.g. 172.18.0.10)") from None
     return v
 
 
@@ -86,8 +103,7 @@ class NicSpec(_Strict):
     mtu: Mtu | None = Field(None, description="interface MTU (default 1500, ETH_DATA_LEN)")
     txqueuelen: Annotated[int, Field(ge=1)] | None = Field(None, description="pfifo_fast limit (default 1000)")
     tx_ring: Annotated[int, Field(ge=1)] | None = Field(None, description="driver TX ring descriptors (default 256)")
-    address: Annotated[ipaddress.IPv4Interface, BeforeValidator(lambda v: ipaddress.IPv4Interface(v)
-                                                                 if isinstance(v, str) else v),
+    address: Annotated[ipaddress.IPv4Interface, BeforeValidator(_iface),
                        WithJsonSchema({"type": "string", "examples": ["10.0.0.1/24"]})] | None = Field(
         None, description="address/prefix on this NIC (default: from its link's subnet)")
 
@@ -168,13 +184,15 @@ class _WorkloadBase(_Strict):
     to: str = Field(description="container, host or IPv4 address of the server")
     port: Port
     start: Time = 0.0
+    listen: bool = Field(True, description="start the server (sink) on the target; false: nobody listens and the "
+                                           "target answers ICMP port unreachable")
 
 
 class UdpWorkload(_WorkloadBase):
     """One-way UDP datagrams (iperf3 -u like): ``count`` datagrams of ``payload`` bytes."""
 
     app: Literal["udp"]
-    count: Annotated[int, Field(ge=0)]
+    count: Annotated[int, Field(ge=0, strict=True)]
     payload: Annotated[Size, Field(ge=0, le=65507)] = 1472
     interval: Time | None = Field(None, description="time between datagrams")
     rate: Rate | None = Field(None, description="application payload bit rate (sets the interval)")
@@ -195,7 +213,7 @@ class UdpRrWorkload(_WorkloadBase):
     """UDP request/response (netperf UDP_RR): ``count`` transactions, one at a time."""
 
     app: Literal["udp_rr"]
-    count: Annotated[int, Field(ge=0)]
+    count: Annotated[int, Field(ge=0, strict=True)]
     request: Annotated[Size, Field(ge=0, le=65507)] = 1
     response: Annotated[Size, Field(ge=0, le=65507)] = 1
     interval: Time = Field(0.0, description="think time between transactions")
