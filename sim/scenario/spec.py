@@ -258,4 +258,5 @@ RENAMED_KEYS: dict[str, str] = {
     "network_mode": "networks: [host] (or [none])",
     "services": "containers",
     "defaults": "hosts.<name>.nic for NIC defaults",
+    "seed": "the top-level key seed",        # only reached when written under run:
 }
