@@ -159,7 +159,7 @@ class UdpSender(_App):
         now = self.ctx.env._now
         self.t_call = now
         if not self.sock.writable():
-            self.sock.write_blocked = True
+            self.sock.block()
             return
         self.t_unblock = now
         self.cpu.submit(self._send, None)
@@ -194,8 +194,10 @@ class UdpSender(_App):
 
 
 class UdpSink(_App):
-    def __init__(self, ns: "Netns", cpu: "Cpu", stats: FlowStats, *, port: int, rcvbuf: int | None = None) -> None:
+    def __init__(self, ns: "Netns", cpu: "Cpu", stats: FlowStats, *, port: int, rcvbuf: int | None = None,
+                 flows: list[FlowStats] | None = None) -> None:
         super().__init__(ns, cpu, stats)
+        self.flows = flows if flows is not None else [stats]   # datagrams count for the flow they carry
         self.sock = UdpSock(ns, cpu, port)
         if rcvbuf:
             self.sock.set_rcvbuf(rcvbuf)
@@ -203,7 +205,8 @@ class UdpSink(_App):
 
     def on_datagram(self, skb: Any) -> None:
         flow, _seq, t_sent = skb.app[0], skb.app[1], skb.app[2]
-        self.stats.record_recv(self.ctx.vnow(), skb.udp_len - 8, t_sent)
+        st = next((f for f in self.flows if f.flow == flow), self.stats)
+        st.record_recv(self.ctx.vnow(), skb.udp_len - 8, t_sent)
         if skb.acct is not None:
             self.ctx.tracer.add_layers(flow, skb.acct)
 

@@ -221,8 +221,9 @@ class Nic(NetDevice):
             if delay > 0.0:
                 acct["propagation"] = acct.get("propagation", 0.0) + delay
         skb.t_mark = end + delay
-        if skb.sk is not None:
-            self.ctx.call_at(end, self.ns.skb_orphan, skb)   # TX completion
+        sk = skb.sk
+        if sk is not None:
+            sk.tx_completes_at(end, skb)    # TX completion frees the socket's charge
         self.ctx.call_at(end + delay, self.peer._arrive, skb)
 
     def in_flight(self) -> list[Skb]:

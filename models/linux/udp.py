@@ -24,9 +24,11 @@ Validation: tests/models/linux/test_udp.py, tests/test_counts.py.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
+from simnet.kernel import Timer
 from simnet.trace import Drop
 
 from .skb import IPPROTO_UDP, Skb, truesize
@@ -61,6 +63,9 @@ class UdpSock:
         self.on_readable: Callable[[], None] | None = None
         self.on_writable: Callable[[], None] | None = None
         self.write_blocked = False
+        # (TX completion time, truesize) of skbs on a NIC's ring: freed lazily, without an event
+        self._tx_done: list[tuple[float, int]] = []
+        self._wake = Timer(ns.ctx, self._check_writable)
         self.errors: list[tuple[float, int, int]] = []
         if port:
             ns.udp.bind(self, port)
@@ -76,7 +81,46 @@ class UdpSock:
 
     # -- send ----------------------------------------------------------------------
     def writable(self) -> bool:
+        """sock_writeable() as sock_alloc_send_pskb() sees it: below the send buffer."""
+        if self._tx_done:
+            self._reap(self.ctx.env._now)
         return self.wmem_alloc < self.sndbuf
+
+    def block(self) -> None:
+        """The writer sleeps until the charge falls to half the buffer (sock_def_write_space)."""
+        self.write_blocked = True
+        self._arm_wake()
+
+    def tx_completes_at(self, t_s: float, skb: Skb) -> None:
+        """The driver will free ``skb`` at ``t_s`` (TX completion); release the charge then."""
+        skb.sk = None
+        heapq.heappush(self._tx_done, (t_s, skb.truesize))
+        if self.write_blocked:
+            self._arm_wake()
+
+    def _reap(self, now: float) -> None:
+        done = self._tx_done
+        while done and done[0][0] <= now:
+            self.wmem_alloc -= heapq.heappop(done)[1]
+
+    def _arm_wake(self) -> None:
+        """Wake the writer when enough of the known TX completions have happened."""
+        need = self.wmem_alloc - self.sndbuf // 2
+        for t, size in sorted(self._tx_done):
+            need -= size
+            if need <= 0:
+                if self._wake.expires_s != t:
+                    self._wake.mod(t)
+                return
+
+    def _check_writable(self) -> None:
+        self._reap(self.ctx.env._now)
+        if self.write_blocked and 2 * self.wmem_alloc <= self.sndbuf:
+            self.write_blocked = False
+            if self.on_writable is not None:
+                self.on_writable()
+        elif self.write_blocked:
+            self._arm_wake()
 
     def sendmsg(self, daddr: int, dport: int, payload: int, *, flow: int = -1, app: Any = None,
                 waits: dict[str, float] | None = None) -> int:

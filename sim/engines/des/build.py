@@ -172,7 +172,7 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
         dst = None
     if wp.app == "udp":
         if dst is not None:
-            net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=wp.dport, rcvbuf=w.rcvbuf))
+            net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=wp.dport, rcvbuf=w.rcvbuf, flows=net.flows))
         net.apps.append(UdpSender(src, src.host.app_cpu(), stats, daddr=daddr, dport=wp.dport, count=w.count,
                                   payload=w.payload, interval_s=w.interval_s(), start_s=w.start, arrival=w.arrival,
                                   sport=w.sport or 0, sndbuf=w.sndbuf, on_done=on_done))
