@@ -197,7 +197,8 @@ class UdpSink(_App):
     def __init__(self, ns: "Netns", cpu: "Cpu", stats: FlowStats, *, port: int, rcvbuf: int | None = None,
                  flows: list[FlowStats] | None = None) -> None:
         super().__init__(ns, cpu, stats)
-        self.flows = flows if flows is not None else [stats]   # datagrams count for the flow they carry
+        # datagrams count for the flow they carry; ``flows`` is indexed by flow number
+        self.flows = flows if flows is not None else [stats]
         self.sock = UdpSock(ns, cpu, port)
         if rcvbuf:
             self.sock.set_rcvbuf(rcvbuf)
@@ -205,7 +206,8 @@ class UdpSink(_App):
 
     def on_datagram(self, skb: Any) -> None:
         flow, _seq, t_sent = skb.app[0], skb.app[1], skb.app[2]
-        st = next((f for f in self.flows if f.flow == flow), self.stats)
+        flows = self.flows
+        st = flows[flow] if flow < len(flows) and flows[flow].flow == flow else self.stats
         st.record_recv(self.ctx.vnow(), skb.udp_len - 8, t_sent)
         if skb.acct is not None:
             self.ctx.tracer.add_layers(flow, skb.acct)
