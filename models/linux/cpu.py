@@ -10,8 +10,12 @@ a non-preemptive FIFO server, so one segment costs one event however many layers
 Which CPU runs what, as on Linux with RPS off:
 
 * an application's syscalls run on the CPU its process is pinned to (round-robin per host);
-* ``netif_rx`` users (veth, loopback) process the receive side on the *same* CPU, inside the
-  sender's segment (the backlog is drained at ``local_bh_enable``);
+* ``netif_rx`` users (veth, loopback) queue the frame on the CPU's backlog; the backlog is
+  drained on the *same* CPU at the end of the segment that filled it, as the NET_RX softirq
+  runs when the system call (or the softirq before it) is done (``do_softirq`` at
+  ``local_bh_enable``/IRQ exit), so a frame crossing several veth pairs is received hop by hop
+  after the work that sent it; above ``netdev_max_backlog`` frames are dropped
+  (``CPU_BACKLOG``);
 * a physical NIC's receive runs on the CPU its RSS hash of the flow selects;
 * timers (ARP retransmit, reassembly timeout) run on CPU 0.
 
@@ -137,12 +141,13 @@ ZERO_COSTS = CostProfile("zero", {k: Stage(0.0, 0.0, "zero profile") for k in DE
 class Segment:
     """The stack work a CPU is doing now: its start time and the cost charged so far."""
 
-    __slots__ = ("cpu", "start", "cost", "table")
+    __slots__ = ("cpu", "start", "cost", "table", "backlog")
 
     def __init__(self, cpu: "Cpu") -> None:
         self.cpu = cpu
         self.start = 0.0
         self.cost = 0.0
+        self.backlog: deque[tuple[Any, Any]] = deque()   # (device, skb) queued by netif_rx
         # stage -> (per-packet s, per-byte s, ledger key), looked up once per charge
         self.table = {k: (v.per_packet_s, v.per_byte_s, "cpu:" + k) for k, v in cpu.costs.items()}
 
@@ -150,6 +155,13 @@ class Segment:
     def vnow(self) -> float:
         """Virtual time inside the segment: start + cost charged so far."""
         return self.start + self.cost
+
+    def netif_rx(self, dev: Any, skb: Any, limit: int) -> bool:
+        """enqueue_to_backlog(): False when ``limit`` frames already wait."""
+        if len(self.backlog) >= limit:
+            return False
+        self.backlog.append((dev, skb))
+        return True
 
     def charge2(self, skb: Any, stage1: str, stage2: str) -> None:
         """Two consecutive per-packet stages in one call (the hot path's common pairs)."""
@@ -226,6 +238,10 @@ class Cpu:
         seg.cost = 0.0
         ctx.seg = seg
         fn(arg)          # an exception here ends the run; no need to restore ctx.seg
+        backlog = seg.backlog
+        while backlog:   # the NET_RX softirq: process_backlog() on this CPU
+            dev, skb = backlog.popleft()
+            dev.rx(skb)
         ctx.seg = prev
         cost = seg.cost
         self.free_at = now + cost

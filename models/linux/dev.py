@@ -15,14 +15,15 @@ it goes to the device's master (a bridge port's rx_handler) or up the namespace'
 Captures: when the engine sets ``capture``, frames are handed to it as tcpdump would see them
 on that device, at transmit (``dev_queue_xmit_nit``) and at receive.
 
-Scope and limitations: no multicast filtering, no VLANs, no carrier changes during a run;
-the per-CPU backlog of ``netif_rx`` is drained inline (so ``netdev_max_backlog`` never fills).
+Scope and limitations: no multicast filtering, no VLANs, no carrier changes during a run.
 Validation: tests/test_counts.py (byte and packet counts against the kernel's).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
+
+from simnet.trace import Drop
 
 from .skb import BROADCAST_MAC, Skb
 
@@ -140,9 +141,14 @@ class Loopback(NetDevice):
         seg = self.ctx.seg
         if seg is not None:
             seg.charge(skb, "loopback_xmit")
-        self.tx_packets += 1
-        self.tx_bytes += 14 + skb.l3_len
         self.ns.skb_orphan(skb)
         skb.eth_dst = skb.eth_src = 0
+        if seg is not None and not seg.netif_rx(self, skb, self.ns.host.max_backlog):
+            self.rx_dropped += 1
+            self.ns.kfree_skb(skb, Drop.CPU_BACKLOG, "loopback_xmit")
+            return
+        self.tx_packets += 1
+        self.tx_bytes += 14 + skb.l3_len
         # libpcap drops the outgoing copy on lo, so the capture sees each packet once (rx).
-        self.rx(skb)
+        if seg is None:
+            self.rx(skb)

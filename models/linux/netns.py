@@ -66,6 +66,8 @@ class Host:
         self.costs = costs
         self.cpus = [Cpu(ctx, f"{name}/cpu{i}", costs) for i in range(ncpus)]
         self.serial = ncpus == 1       # all stack work runs one segment after another
+        # net.core.netdev_max_backlog is global (init_net), so it is the host's, not a namespace's
+        self.max_backlog = 1000
         self._next_app_cpu = 0
 
     def rss_cpu(self, skb: Skb) -> Cpu:

@@ -113,7 +113,8 @@ class CoreParams:
                                help="ceiling for SO_RCVBUF")
     netdev_max_backlog_pkts: int = knob(1000, unit="packets", sysctl="net.core.netdev_max_backlog",
                                         src="net_hotdata.max_backlog",
-                                        help="per-CPU backlog of netif_rx (veth, loopback)")
+                                        help="per-CPU backlog of netif_rx (veth, loopback); global, so a "
+                                             "host's value applies to all its namespaces")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,23 @@
 """veth pairs: drivers/net/veth.c.
 
-``veth_xmit`` counts the frame on the sending end, scrubs it for the other namespace
-(``__dev_forward_skb``; the socket's send-buffer charge is released here, ``skb_orphan``) and
-hands it to the peer's ``netif_rx``, which drains on the same CPU. No qdisc (noqueue), no
-wire, no serialisation: a veth hop costs CPU time only.
+``veth_xmit`` scrubs the frame for the other namespace (``__dev_forward_skb``; the socket's
+send-buffer charge is released here, ``skb_orphan``) and hands it to ``netif_rx``: the CPU's
+backlog, drained on the same CPU when the current work is done (models.linux.cpu). The frame
+counts on the sending end only if the backlog took it; otherwise it is dropped
+(``CPU_BACKLOG``) and counted in the sender's ``tx_dropped``, as ``veth_xmit`` does. A veth's
+receive counters are its peer's transmit counters. No qdisc (noqueue), no wire, no
+serialisation: a veth hop costs CPU time only.
 
-Scope and limitations: no XDP/GRO ``ptr_ring`` path (off by default), no backlog overflow,
-features (TSO/GSO) arrive with TCP.
+Scope and limitations: no XDP/GRO ``ptr_ring`` path (off by default); features (TSO/GSO)
+arrive with TCP.
 Validation: tests/test_counts.py (both ends count the same frames as the kernel does).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from simnet.trace import Drop
 
 from .dev import NetDevice
 from .skb import Skb
@@ -33,11 +38,18 @@ class Veth(NetDevice):
     def xmit(self, skb: Skb) -> None:
         """veth_xmit()."""
         seg = self.ctx.seg
-        if seg is not None:
-            seg.charge(skb, "veth_xmit")
-        self.count_tx(skb)
+        peer = self.peer
         self.ns.skb_orphan(skb)
-        self.peer.rx(skb)
+        if seg is None:
+            self.count_tx(skb)
+            peer.rx(skb)
+            return
+        seg.charge(skb, "veth_xmit")
+        if seg.netif_rx(peer, skb, self.ns.host.max_backlog):
+            self.count_tx(skb)
+        else:
+            self.tx_dropped += 1
+            self.ns.kfree_skb(skb, Drop.CPU_BACKLOG, "veth_xmit")
 
 
 def veth_pair(ns_a: "Netns", name_a: str, mac_a: int, ns_b: "Netns", name_b: str, mac_b: int,

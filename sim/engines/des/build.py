@@ -95,6 +95,8 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             continue
         params = apply_sysctls(StackParams(), d["sysctls"])
         netns[n] = Netns(ctx, n, hosts[d["host"]], params, hostname=d["hostname"], role=d["role"])
+        if d["role"] == "host":
+            hosts[n].max_backlog = params.core.netdev_max_backlog_pkts
     devices: dict[str, NetDevice] = {}
     for nid, d in g.nodes(data=True):
         kind = d["kind"]
