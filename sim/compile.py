@@ -19,6 +19,7 @@ engine consumes (engines never read the YAML). Steps:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from typing import Any
 
 import networkx as nx
 
-from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, driver_for
+from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, Peer, driver_for
 from simnet.models.docker.bridge import bridge_ifname
 from simnet.models.docker.graph import add_device, add_netns, dev_id
-from simnet.models.docker.ipam import DEFAULT_BRIDGE_SUBNET, IpamError, allocate, pick_subnet
+from simnet.models.docker.ipam import DEFAULT_BRIDGE_SUBNET, IpamError, allocate, pick_global_subnet, pick_subnet
+from simnet.models.docker.overlay import VXLAN_ID_START, overlay_mtu
 from simnet.models.linux.fib import RTN_LOCAL, Fib, Route
 from simnet.models.linux.params import NicParams, canonical_sysctl
 
@@ -175,70 +177,7 @@ def compile_scenario(sc: Scenario) -> Compiled:
     for ns_spec in sc.networks.values():
         if ns_spec.subnet is not None:
             subnets_in_use.append(ns_spec.subnet)
-    net_order = ["bridge"] + [n for n in sc.networks]
-    members: dict[tuple[str, str], list[tuple[str, Any, int]]] = defaultdict(list)
-    for cname, c in sc.containers.items():
-        hname = _host_of(sc, cname)
-        for k, (net, attach) in enumerate(c.attachments()):
-            members[(net, hname)].append((cname, attach, k))
-    plans: dict[tuple[str, str], NetworkPlan] = {}
-    auto_subnets: dict[str, IPv4Network] = {}
-    for net in net_order:
-        for hname in sc.hosts:
-            eps = members.get((net, hname), [])
-            if not eps and net == "bridge":
-                if not any(h == hname for (_n, h) in members):
-                    continue
-            if not eps and net != "bridge":
-                continue
-            spec = sc.networks.get(net)
-            driver = "bridge" if net == "bridge" else ("host" if net == "host" else
-                                                        ("none" if net == "none" else spec.driver))
-            path = ("networks", net) if spec is not None else (
-                ("containers", eps[0][0], "networks") if eps else ("containers",))
-            reg = driver_for(driver)
-            subnet = gateway = None
-            mtu = 1500
-            options: dict[str, str] = {}
-            if reg == "bridge":
-                if net == "bridge":
-                    subnet = DEFAULT_BRIDGE_SUBNET
-                elif spec.subnet is not None:
-                    subnet = spec.subnet
-                else:
-                    if net not in auto_subnets:
-                        try:
-                            auto_subnets[net] = pick_subnet(subnets_in_use + [DEFAULT_BRIDGE_SUBNET])
-                        except IpamError as e:
-                            raise ScenarioError(str(e), path) from None
-                        subnets_in_use.append(auto_subnets[net])
-                    subnet = auto_subnets[net]
-                gateway = spec.gateway if spec is not None else None
-                options = dict(spec.options) if spec is not None else {}
-                mtu_opt = options.get("com.docker.network.driver.mtu")
-                mtu = (spec.mtu if spec is not None and spec.mtu else None) or (int(mtu_opt) if mtu_opt else 1500)
-            plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gateway, mtu=mtu,
-                               options=options, internal=bool(spec.internal) if spec else False,
-                               default=(net == "bridge"))
-            endpoints: list[Endpoint] = []
-            if reg == "bridge":
-                try:
-                    gw, addrs = allocate(subnet, gateway, [a.ipv4_address for (_c, a, _k) in eps])
-                except IpamError as e:
-                    raise ScenarioError(str(e), path) from None
-                plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gw, mtu=mtu,
-                                   options=options, internal=plan.internal, default=plan.default)
-                for (cname, _a, k), addr in zip(eps, addrs):
-                    prefix = options.get("com.docker.network.container_iface_prefix", "eth")
-                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"{prefix}{k}",
-                                              address=addr, gateway=(k == 0)))
-            else:
-                for cname, _a, k in eps:
-                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname="",
-                                              address=None, gateway=False))
-            plans[(net, hname)] = plan
-            frag = DRIVERS[reg](plan, endpoints)
-            _merge(g, frag, path)
+    plans = _build_networks(sc, g, container_netns, subnets_in_use)
 
     # -- daemon settings: forwarding, isolation ---------------------------------------------
     for hname, h in sc.hosts.items():
@@ -272,6 +211,154 @@ def compile_scenario(sc: Scenario) -> Compiled:
         for r in g.nodes[hname]["routes"]:
             r.pop("_path", None)
     return comp
+
+
+# Drivers whose network is one address space across hosts (bridge networks are per host).
+_MULTI_HOST = ("overlay", "macvlan", "ipvlan")
+
+
+def _driver_of(sc: Scenario, net: str) -> str:
+    if net in ("bridge", "host", "none"):
+        return net
+    return sc.networks[net].driver
+
+
+def _vtep(g: nx.MultiDiGraph, host: str) -> IPv4Address | None:
+    """A host's VXLAN tunnel endpoint: the address of its first NIC (its swarm advertise address)."""
+    for _u, v, k in g.out_edges(host, data="kind"):
+        d = g.nodes[v]
+        if k == "member" and d["kind"] == "nic" and d["addrs"]:
+            return ipaddress.IPv4Interface(d["addrs"][0]).ip
+    return None
+
+
+def _build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str, str],
+                    subnets_in_use: list[IPv4Network]) -> dict[tuple[str, str], NetworkPlan]:
+    """IPAM and the driver of every network on every host that has members."""
+    net_order = ["bridge"] + [n for n in sc.networks]
+    members: dict[tuple[str, str], list[tuple[str, Any, int]]] = defaultdict(list)
+    for cname, c in sc.containers.items():
+        hname = _host_of(sc, cname)
+        for k, (net, attach) in enumerate(c.attachments()):
+            members[(net, hname)].append((cname, attach, k))
+    plans: dict[tuple[str, str], NetworkPlan] = {}
+    auto_subnets: dict[str, IPv4Network] = {}
+    next_vni = VXLAN_ID_START
+    used_vnis: set[int] = set()
+    for spec in sc.networks.values():
+        vl = spec.options.get("com.docker.network.driver.overlay.vxlanid_list")
+        if spec.driver == "overlay" and vl:
+            used_vnis.add(int(vl))
+    for net in net_order:
+        spec = sc.networks.get(net)
+        driver = _driver_of(sc, net)
+        reg = driver_for(driver)
+        path = ("networks", net) if spec is not None else ("containers",)
+        options: dict[str, str] = dict(spec.options) if spec is not None else {}
+        multi = reg in _MULTI_HOST
+        subnet = gateway = None
+        addr_of: dict[str, IPv4Address] = {}
+        vni = None
+        if net == "bridge" or (reg in ("bridge",) + _MULTI_HOST and any(members.get((net, h)) for h in sc.hosts)):
+            if net == "bridge":
+                subnet = DEFAULT_BRIDGE_SUBNET
+            elif spec.subnet is not None:
+                subnet = spec.subnet
+            else:
+                try:
+                    if reg == "overlay":
+                        subnet = pick_global_subnet(subnets_in_use)
+                    else:
+                        subnet = pick_subnet(subnets_in_use + [DEFAULT_BRIDGE_SUBNET])
+                except IpamError as e:
+                    raise ScenarioError(str(e), path) from None
+                subnets_in_use.append(subnet)
+                auto_subnets[net] = subnet
+            gateway = spec.gateway if spec is not None else None
+            if multi:
+                # one allocation across hosts, in the order containers are declared (as if each
+                # host's network had been given a disjoint ip_range)
+                eps = [(cname, a) for cname, c in sc.containers.items() for (n, a) in c.attachments() if n == net]
+                try:
+                    gateway, addrs = allocate(subnet, gateway, [a.ipv4_address for _c, a in eps])
+                except IpamError as e:
+                    raise ScenarioError(str(e), path) from None
+                addr_of = {cname: addr for (cname, _a), addr in zip(eps, addrs)}
+            if reg == "overlay":
+                vl = options.get("com.docker.network.driver.overlay.vxlanid_list")
+                if vl:
+                    vni = int(vl)
+                else:
+                    while next_vni in used_vnis:
+                        next_vni += 1
+                    vni = next_vni
+                    used_vnis.add(vni)
+        mtu_opt = options.get("com.docker.network.driver.mtu")
+        mtu_given = (spec.mtu if spec is not None and spec.mtu else None) or (int(mtu_opt) if mtu_opt else None)
+        for hname in sc.hosts:
+            eps_h = members.get((net, hname), [])
+            # docker0 exists on every host that runs containers; other networks where they have members
+            if not eps_h and not (net == "bridge" and any(h == hname for (_n, h) in members)):
+                continue
+            plan_kw: dict[str, Any] = {}
+            if reg == "overlay":
+                vtep = _vtep(g, hname)
+                if vtep is None:
+                    raise ScenarioError(f"overlay network {net!r} needs an underlay: host {hname} has no NIC "
+                                        "(join it to the other hosts with links:)", path)
+                peers = []
+                for cname, c in sc.containers.items():
+                    ph = _host_of(sc, cname)
+                    if ph == hname:
+                        continue
+                    for k, (n, _a) in enumerate(c.attachments()):
+                        if n == net:
+                            peers.append(Peer(container=cname, sandbox=container_netns[cname], ifname=f"eth{k}",
+                                              address=addr_of[cname], host=ph, vtep=_vtep(g, ph)))
+                mtu = overlay_mtu(mtu_given, "encrypted" in options)
+                plan_kw.update(vni=vni, vtep=vtep, peers=tuple(peers))
+            else:
+                mtu = mtu_given or 1500
+            plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gateway, mtu=mtu,
+                               options=options, internal=bool(spec.internal) if spec else False,
+                               default=(net == "bridge"), **plan_kw)
+            endpoints: list[Endpoint] = []
+            if reg == "bridge":
+                try:
+                    gw, addrs = allocate(subnet, gateway, [a.ipv4_address for (_c, a, _k) in eps_h])
+                except IpamError as e:
+                    raise ScenarioError(str(e), path) from None
+                plan = dataclasses.replace(plan, gateway=gw)
+                prefix = options.get("com.docker.network.container_iface_prefix", "eth")
+                for (cname, _a, k), addr in zip(eps_h, addrs):
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"{prefix}{k}",
+                                              address=addr, gateway=(k == 0)))
+            elif multi:
+                for cname, _a, k in eps_h:
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"eth{k}",
+                                              address=addr_of[cname], gateway=(k == 0 and not plan.internal)))
+            else:
+                for cname, _a, k in eps_h:
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname="",
+                                              address=None, gateway=False))
+            plans[(net, hname)] = plan
+            frag = DRIVERS[reg](plan, endpoints)
+            _merge(g, frag, path)
+    _connect_tunnels(g)
+    return plans
+
+
+def _connect_tunnels(g: nx.MultiDiGraph) -> None:
+    """``tunnel`` edges between the VXLAN devices of one overlay network on different hosts."""
+    by_net: dict[str, list[str]] = defaultdict(list)
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "vxlan":
+            by_net[d["network"]].append(n)
+    for devs in by_net.values():
+        for a in devs:
+            for b in devs:
+                if a != b:
+                    g.add_edge(a, b, kind="tunnel")
 
 
 def _merge(g: nx.MultiDiGraph, frag: nx.MultiDiGraph, path: tuple) -> None:
@@ -416,7 +503,7 @@ def _l2_domains(g: nx.MultiDiGraph) -> dict[str, int]:
         if d["kind"] != "netns":
             und.add_node(n)
     for u, v, k in g.edges(data="kind"):
-        if k in ("veth", "master", "wire"):
+        if k in ("veth", "master", "wire", "tunnel", "lower", "port"):
             und.add_edge(u, v)
     dom = {}
     for i, comp in enumerate(sorted(nx.connected_components(und), key=lambda c: min(c))):

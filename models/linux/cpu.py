@@ -113,6 +113,16 @@ DEFAULT_COSTS = CostProfile("linux-6.18-vm", {
     "bridge": Stage(0.10 * US, 0.0, "br_handle_frame: FDB learn/lookup, br_forward (or br_dev_xmit); " + _MEASURED),
     "br_netfilter": Stage(0.75 * US, 0.0, "bridged IPv4 through iptables hooks (bridge-nf-call-iptables=1); "
                           + _MEASURED),
+    # tunnels and Docker's other drivers
+    "vxlan_xmit": Stage(0.60 * US, 0.0, "vxlan_xmit/vxlan_xmit_one: FDB lookup, underlay route, udp_tunnel_xmit_skb "
+                        "(outer headers); then ip_output etc. are charged in the host namespace; ESTIMATE"),
+    "vxlan_rcv": Stage(0.40 * US, 0.0, "vxlan_rcv: VNI lookup, decapsulation, gro_cells_receive (the host's ip_rcv "
+                       "and udp_rcv are charged separately); ESTIMATE"),
+    "esp_output": Stage(1.00 * US, 0.60 * NS, "esp_output in transport mode: xfrm policy/state lookup, "
+                        "rfc4106(gcm(aes)) encryption per byte; ESTIMATE (ESP is not built into the reference "
+                        "kernel), AES-GCM with AES-NI at about 0.6 ns/B"),
+    "esp_input": Stage(1.00 * US, 0.60 * NS, "esp_input/xfrm_input: state lookup, decryption and ICV check per byte; "
+                       "ESTIMATE, as esp_output"),
     # receive, softirq
     "napi_rx": Stage(0.80 * US, 0.0, "IRQ + NAPI poll + skb alloc of a physical NIC; ESTIMATE, "
                      "no physical NIC on the reference VM"),

@@ -99,6 +99,8 @@ class Netns:
         self.reasm = Reassembly(self)
         self.icmp = Icmp(self)
         self.forward_filter: Callable[[Skb, NetDevice, NetDevice], str | None] | None = None
+        # other IP protocols delivered locally (ESP for Docker's encrypted overlay): proto -> handler
+        self.ip_protos: dict[int, Callable[[Skb], None]] = {}
         self.pmtu: dict[int, tuple[int, float]] = {}
         self.snmp_ip = dict.fromkeys(IP_FIELDS, 0)
         self.snmp_ip["Forwarding"] = 1 if params.ip.ip_forward else 2
@@ -296,6 +298,8 @@ class Netns:
             self.udp.rcv(skb, pt)
         elif proto == IPPROTO_ICMP:
             self.icmp.rcv(skb)
+        elif proto in self.ip_protos:
+            self.ip_protos[proto](skb)
         else:
             self.snmp_ip["InUnknownProtos"] += 1
             self.icmp.send(skb, 3, 2, pt=pt)

@@ -44,8 +44,10 @@ __all__ = ["Results", "FlowResult", "collect", "LAYER_ORDER"]
 # The order in which layers are listed: the send path, the wire, the receive path.
 LAYER_ORDER = ["sndbuf", "cpu_wait", "cpu:syscall", "cpu:udp_sendmsg", "cpu:ip_output", "cpu:ip_fragment",
                "cpu:neigh_output", "arp", "cpu:dev_queue_xmit", "cpu:driver_xmit", "cpu:loopback_xmit",
-               "cpu:veth_xmit", "cpu:bridge", "cpu:br_netfilter", "qdisc", "serialisation", "propagation",
-               "cpu:napi_rx", "cpu:netif_receive", "cpu:ip_rcv", "cpu:ip_forward", "cpu:ip_defrag", "cpu:udp_rcv",
+               "cpu:veth_xmit", "cpu:bridge", "cpu:br_netfilter", "cpu:macvlan_xmit", "cpu:ipvlan_xmit",
+               "cpu:nf_conntrack", "cpu:nf_nat", "cpu:vxlan_xmit", "cpu:esp_output", "qdisc", "serialisation", "propagation",
+               "cpu:napi_rx", "cpu:netif_receive", "cpu:ip_rcv", "cpu:ip_forward", "cpu:ip_defrag", "cpu:esp_input", "cpu:vxlan_rcv", "cpu:macvlan_rcv",
+               "cpu:macvlan_bc", "cpu:ipvlan_rcv", "cpu:udp_rcv",
                "cpu:siblings", "socket_rx", "cpu:udp_recvmsg"]
 
 

@@ -20,7 +20,8 @@ from .spec import PREDEFINED_NETWORKS, Scenario
 
 __all__ = ["check"]
 
-_KNOWN_DRIVERS_TEXT = "bridge, host, none"
+def _known_drivers_text() -> str:
+    return ", ".join(sorted({"none" if d == "null" else d for d in DRIVERS}))
 
 
 def _check_sysctls(sysctls: dict[str, Any], path: tuple) -> None:
@@ -87,7 +88,7 @@ def check(sc: Scenario) -> None:
             raise ScenarioError(f"{net!r} is a predefined network; give yours another name", path)
         reg = driver_for(spec.driver)
         if reg not in DRIVERS or spec.driver == "null":
-            raise ScenarioError(f"unknown driver {spec.driver!r} (known: {_KNOWN_DRIVERS_TEXT})", path + ("driver",))
+            raise ScenarioError(f"unknown driver {spec.driver!r} (known: {_known_drivers_text()})", path + ("driver",))
         if reg in ("host", "null"):
             raise ScenarioError(f"only one {spec.driver} network exists; use the predefined network "
                                 f"'{spec.driver}' instead", path + ("driver",))
@@ -100,6 +101,10 @@ def check(sc: Scenario) -> None:
                 if not val.isdigit() or not 68 <= int(val) <= 65535:
                     raise ScenarioError(f"MTU must be an integer from 68 to 65535 (IPv4 needs at least 68), "
                                         f"got {val!r}", path + ("options", opt))
+            if opt == "com.docker.network.driver.overlay.vxlanid_list" and (
+                    not val.isdigit() or not 1 <= int(val) < 2 ** 24):
+                raise ScenarioError(f"a VNI is an integer from 1 to 16777215 (simnet takes one), got {val!r}",
+                                    path + ("options", opt))
             if opt == "com.docker.network.bridge.name" and (len(val) > 15 or not val):
                 raise ScenarioError("interface names are 1 to 15 characters", path + ("options", opt))
         if spec.gateway is not None and spec.subnet is None:

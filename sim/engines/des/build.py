@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,8 +17,9 @@ from simnet.models.linux.fib import Route
 from simnet.models.linux.netns import Host, Netns
 from simnet.models.linux.nic import Nic, connect_wire
 from simnet.models.linux.params import NicParams, StackParams, apply_sysctls
-from simnet.models.linux.skb import Skb, ip_to_int, mac_to_int
+from simnet.models.linux.skb import IPPROTO_ESP, Skb, ip_to_int, mac_to_int
 from simnet.models.linux.veth import veth_pair
+from simnet.models.linux.vxlan import Vxlan, esp_input
 from simnet.ports import WiringError
 
 __all__ = ["Network", "build_network", "install_workloads"]
@@ -86,6 +88,24 @@ def _make_forward_filter(bridges: set[str]) -> Callable[[Skb, NetDevice, NetDevi
     return filt
 
 
+def _vxlan(ns: Netns, sock_ns: Netns, d: dict[str, Any], mac: int) -> Vxlan:
+    """A VXLAN device with Docker's static FDB and neighbour entries (see models.linux.vxlan)."""
+    spi = None
+    if d.get("encrypted"):
+        spi = zlib.crc32(f"{d['vni']}".encode()) | 0x100
+        if IPPROTO_ESP not in sock_ns.ip_protos:
+            def esp(skb: Skb, ns: Netns = sock_ns) -> None:
+                inner = esp_input(ns, skb)
+                if inner is not None:
+                    ns.ip_local_deliver(inner, None, 0)
+            sock_ns.ip_protos[IPPROTO_ESP] = esp
+    vx = Vxlan(ns, d["ifname"], mac, d["mtu"], vni=d["vni"], local=ip_to_int(d["local"]), sock_ns=sock_ns,
+               dstport=d["dstport"], proxy=d["proxy"], esp_spi=spi)
+    vx.fdb = {mac_to_int(m): ip_to_int(ip) for m, ip in d["fdb"].items()}
+    vx.proxy_neigh = {ip_to_int(ip): mac_to_int(m) for ip, m in d["neigh"].items()}
+    return vx
+
+
 def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Network:
     g = comp.graph
     hosts = {h: Host(ctx, h, spec["cpus"], costs) for h, spec in comp.hosts.items()}
@@ -118,6 +138,8 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
                              mtu=d["mtu"])
             b.mtu = pd["mtu"]
             devices[nid], devices[pid] = a, b
+        elif kind == "vxlan":
+            devices[nid] = _vxlan(ns, netns[d["link_netns"]], d, mac)
         else:
             raise WiringError(f"unknown device kind {kind!r} for {nid}")
     # addresses, masters, wires
