@@ -127,10 +127,29 @@ def compile_scenario(sc: Scenario) -> Compiled:
             raise ScenarioError(str(e), path) from None
 
     host_links: list[tuple[str, str, str, str, int]] = []   # (hostA, nicA, hostB, nicB, link index)
-    k_auto = 0
+    k_auto = [0]
+    for sspec in sc.switches.values():
+        if sspec.subnet is not None:
+            subnets_in_use.append(sspec.subnet)
+
+    def auto_subnet() -> IPv4Network:
+        while True:
+            cand = IPv4Network(f"10.0.{k_auto[0]}.0/24")
+            k_auto[0] += 1
+            if not any(cand.overlaps(u) for u in subnets_in_use):
+                subnets_in_use.append(cand)
+                return cand
+
+    switch_subnet: dict[str, Any] = {}
+    switch_nics: dict[str, list[str]] = defaultdict(list)
+    for sw, sspec in sc.switches.items():
+        g.add_node(sw, kind="switch", hairpin=sspec.hairpin, ageing_s=sspec.ageing, queue_pkts=sspec.queue)
     for i, link in enumerate(sc.links):
         ends = []
         for j, ep in enumerate(link.endpoints):
+            if ep in sc.switches:
+                ends.append(ep)
+                continue
             hname, _, ifname = ep.partition(":")
             if not ifname:
                 while f"eth{next_if[hname]}" in used_if[hname]:
@@ -138,17 +157,21 @@ def compile_scenario(sc: Scenario) -> Compiled:
                 ifname = f"eth{next_if[hname]}"
             ends.append(new_nic(hname, ifname, ("links", i, "endpoints", j)))
         a, b = ends
+        if a in sc.switches or b in sc.switches:
+            sw, nic = (a, b) if a in sc.switches else (b, a)
+            g.add_edge(nic, sw, kind="port", delay_s=link.delay)
+            g.add_edge(sw, nic, kind="port", delay_s=link.delay)
+            if sw not in switch_subnet:
+                sub = sc.switches[sw].subnet or auto_subnet()
+                switch_subnet[sw] = (sub, sub.hosts())
+            sub, it = switch_subnet[sw]
+            if not g.nodes[nic]["addrs"]:
+                g.nodes[nic]["addrs"] = [f"{next(it)}/{sub.prefixlen}"]
+            switch_nics[sw].append(nic)
+            continue
         g.add_edge(a, b, kind="wire", delay_s=link.delay)
         g.add_edge(b, a, kind="wire", delay_s=link.delay)
-        subnet = link.subnet
-        if subnet is None:
-            while True:
-                cand = IPv4Network(f"10.0.{k_auto}.0/24")
-                k_auto += 1
-                if not any(cand.overlaps(u) for u in subnets_in_use):
-                    break
-            subnet = cand
-            subnets_in_use.append(subnet)
+        subnet = link.subnet if link.subnet is not None else auto_subnet()
         link_subnets.append((i, subnet))
         hosts_iter = subnet.hosts()
         for end in (a, b):
@@ -156,6 +179,10 @@ def compile_scenario(sc: Scenario) -> Compiled:
             if not node["addrs"]:
                 node["addrs"] = [f"{next(hosts_iter)}/{subnet.prefixlen}"]
         host_links.append((g.nodes[a]["netns"], a, g.nodes[b]["netns"], b, i))
+    for sw, nics in switch_nics.items():      # hosts on one switch reach each other directly
+        for x in range(len(nics)):
+            for y in range(x + 1, len(nics)):
+                host_links.append((g.nodes[nics[x]]["netns"], nics[x], g.nodes[nics[y]]["netns"], nics[y], -1))
     for hname, h in sc.hosts.items():
         for ifname in h.nics:
             if ifname not in used_if[hname]:
@@ -243,6 +270,7 @@ def _build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str,
             members[(net, hname)].append((cname, attach, k))
     plans: dict[tuple[str, str], NetworkPlan] = {}
     auto_subnets: dict[str, IPv4Network] = {}
+    parent_use: dict[tuple[str, str], tuple[str, str, str]] = {}
     next_vni = VXLAN_ID_START
     used_vnis: set[int] = set()
     for spec in sc.networks.values():
@@ -279,8 +307,10 @@ def _build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str,
                 # one allocation across hosts, in the order containers are declared (as if each
                 # host's network had been given a disjoint ip_range)
                 eps = [(cname, a) for cname, c in sc.containers.items() for (n, a) in c.attachments() if n == net]
+                hosts_on_it = [ipaddress.IPv4Interface(a).ip for _n, d in g.nodes(data=True) if d["kind"] == "nic"
+                               for a in d["addrs"] if ipaddress.IPv4Interface(a).ip in subnet]
                 try:
-                    gateway, addrs = allocate(subnet, gateway, [a.ipv4_address for _c, a in eps])
+                    gateway, addrs = allocate(subnet, gateway, [a.ipv4_address for _c, a in eps], hosts_on_it)
                 except IpamError as e:
                     raise ScenarioError(str(e), path) from None
                 addr_of = {cname: addr for (cname, _a), addr in zip(eps, addrs)}
@@ -317,6 +347,31 @@ def _build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str,
                                               address=addr_of[cname], host=ph, vtep=_vtep(g, ph)))
                 mtu = overlay_mtu(mtu_given, "encrypted" in options)
                 plan_kw.update(vni=vni, vtep=vtep, peers=tuple(peers))
+            elif reg in ("macvlan", "ipvlan"):
+                parent = options.get("parent")
+                if parent:
+                    pid = dev_id(hname, parent)
+                    if pid not in g or g.nodes[pid]["kind"] != "nic":
+                        nics = sorted(g.nodes[v]["ifname"] for _u, v, k in g.out_edges(hname, data="kind")
+                                      if k == "member" and g.nodes[v]["kind"] == "nic")
+                        raise ScenarioError(f"parent {parent} is not a NIC of host {hname} (its NICs: "
+                                            f"{', '.join(nics) or 'none'})", path + ("options", "parent"))
+                    key = (hname, parent)
+                    mode = options.get("macvlan_mode", "bridge") if reg == "macvlan" else options.get(
+                        "ipvlan_mode", "l2")
+                    prev = parent_use.setdefault(key, (reg, mode, net))
+                    if prev[2] != net:
+                        raise ScenarioError(f"{parent} of {hname} is already the parent of {prev[0]} network "
+                                            f"{prev[2]!r} (Docker: one macvlan/ipvlan network per parent interface)",
+                                            path + ("options", "parent"))
+                    if reg == "macvlan" and mode == "passthru" and len(eps_h) > 1:
+                        raise ScenarioError(f"macvlan passthru takes {parent} of {hname} over: only one container "
+                                            "per parent (the kernel refuses a second device with EINVAL)",
+                                            path + ("options", "macvlan_mode"))
+                    mtu = mtu_given or g.nodes[pid]["mtu"]
+                else:
+                    mtu = mtu_given or 1500
+                plan_kw.update(parent=parent)
             else:
                 mtu = mtu_given or 1500
             plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gateway, mtu=mtu,
@@ -364,8 +419,8 @@ def _connect_tunnels(g: nx.MultiDiGraph) -> None:
 def _merge(g: nx.MultiDiGraph, frag: nx.MultiDiGraph, path: tuple) -> None:
     for n, d in frag.nodes(data=True):
         if n in g:
-            if d.get("kind", "netns") == "netns" and g.nodes[n]["kind"] == "netns":
-                continue          # a namespace the fragment only refers to
+            if not d or (d.get("kind", "netns") == "netns" and g.nodes[n]["kind"] == "netns"):
+                continue          # a namespace or device the fragment only refers to
             raise ScenarioError(f"the driver created {n!r}, which already exists", path)
         if "kind" not in d:
             raise ScenarioError(f"the driver refers to {n!r}, which does not exist", path)
@@ -438,7 +493,7 @@ def build_fibs(g: nx.MultiDiGraph) -> dict[str, Fib]:
         if d["kind"] == "netns":
             fibs[n] = Fib()
     for n, d in g.nodes(data=True):
-        if d["kind"] == "netns":
+        if d["kind"] in ("netns", "switch"):
             continue
         dv = devs[n] = _Dev(n, d["mtu"])
         fib = fibs[d["netns"]]
@@ -517,7 +572,7 @@ def trace_path(g: nx.MultiDiGraph, fibs: dict[str, Fib], src: str, daddr: int) -
     dom = _l2_domains(g)
     owners: dict[tuple[int, int], str] = {}          # (l2 domain, address) -> netns
     for n, d in g.nodes(data=True):
-        if d["kind"] in ("netns", "loopback"):
+        if d["kind"] in ("netns", "loopback", "switch"):
             continue
         for a in d["addrs"]:
             owners[(dom[n], int(ipaddress.IPv4Interface(a).ip))] = d["netns"]

@@ -12,6 +12,7 @@ import networkx as nx
 
 from .bridge import BRIDGE_OPTIONS, bridge
 from .host import host, null
+from .macvlan import IPVLAN_OPTIONS, MACVLAN_OPTIONS, ipvlan, macvlan
 from .overlay import OVERLAY_OPTIONS, overlay
 from .types import Endpoint, NetworkPlan, Peer
 
@@ -19,11 +20,13 @@ __all__ = ["DRIVERS", "DRIVER_OPTIONS", "DriverFn", "Endpoint", "NetworkPlan", "
 
 DriverFn = Callable[[NetworkPlan, Sequence[Endpoint]], nx.MultiDiGraph]
 
-DRIVERS: Mapping[str, DriverFn] = {"bridge": bridge, "host": host, "null": null, "overlay": overlay}
+DRIVERS: Mapping[str, DriverFn] = {"bridge": bridge, "host": host, "null": null, "overlay": overlay,
+                                  "macvlan": macvlan, "ipvlan": ipvlan}
 
 # driver options each driver understands (anything else is refused at load time)
 DRIVER_OPTIONS: Mapping[str, Mapping[str, str]] = {"bridge": BRIDGE_OPTIONS, "host": {}, "null": {},
-                                                   "overlay": OVERLAY_OPTIONS}
+                                                   "overlay": OVERLAY_OPTIONS, "macvlan": MACVLAN_OPTIONS,
+                                                   "ipvlan": IPVLAN_OPTIONS}
 
 
 def driver_for(name: str) -> str:

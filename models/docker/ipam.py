@@ -62,11 +62,14 @@ def pick_global_subnet(in_use: Sequence[IPv4Network]) -> IPv4Network:
     raise IpamError("the swarm address pool 10.0.0.0/8 is exhausted")
 
 
-def allocate(subnet: IPv4Network, gateway: IPv4Address | None, requests: Sequence[IPv4Address | None]
-             ) -> tuple[IPv4Address, list[IPv4Address]]:
-    """Gateway and one address per request (fixed ones kept), in request order."""
+def allocate(subnet: IPv4Network, gateway: IPv4Address | None, requests: Sequence[IPv4Address | None],
+             reserved: Iterable[IPv4Address] = ()) -> tuple[IPv4Address, list[IPv4Address]]:
+    """Gateway and one address per request (fixed ones kept), in request order.
+
+    ``reserved`` addresses are skipped (the hosts' own addresses on a macvlan/ipvlan subnet,
+    which a real network would keep out of the containers' ``ip_range``)."""
     gw = gateway if gateway is not None else next(subnet.hosts())
-    taken = {gw} | {r for r in requests if r is not None}
+    taken = {gw} | {r for r in requests if r is not None} | set(reserved)
     out: list[IPv4Address] = []
     pool = (h for h in subnet.hosts() if h not in taken)
     for r in requests:

@@ -123,6 +123,14 @@ DEFAULT_COSTS = CostProfile("linux-6.18-vm", {
                         "kernel), AES-GCM with AES-NI at about 0.6 ns/B"),
     "esp_input": Stage(1.00 * US, 0.60 * NS, "esp_input/xfrm_input: state lookup, decryption and ICV check per byte; "
                        "ESTIMATE, as esp_output"),
+    "macvlan_xmit": Stage(0.15 * US, 0.0, "macvlan_start_xmit/macvlan_queue_xmit: hash lookup of the destination, "
+                          "dev_forward_skb or dev_queue_xmit on the parent; ESTIMATE"),
+    "macvlan_rcv": Stage(0.10 * US, 0.0, "macvlan_handle_frame: rx_handler on the parent, lookup by MAC; ESTIMATE"),
+    "macvlan_bc": Stage(0.50 * US, 0.0, "macvlan_broadcast_enqueue + macvlan_process_broadcast (work queue), per "
+                        "broadcast; ESTIMATE"),
+    "ipvlan_xmit": Stage(0.15 * US, 0.0, "ipvlan_start_xmit: L3 address lookup, l2/l3 dispatch; ESTIMATE"),
+    "ipvlan_rcv": Stage(0.10 * US, 0.0, "ipvlan_handle_frame: rx_handler on the parent, lookup by IP address "
+                        "(and the multicast work queue); ESTIMATE"),
     # receive, softirq
     "napi_rx": Stage(0.80 * US, 0.0, "IRQ + NAPI poll + skb alloc of a physical NIC; ESTIMATE, "
                      "no physical NIC on the reference VM"),

@@ -267,6 +267,15 @@ def collect(comp: "Compiled", net: Any, *, sim_time_s: float, wall_s: float, eve
             "arp": ns.arp_counters(),
             "qdisc": {ifname: d.qdisc.stats() for ifname, d in sorted(ns.devices.items()) if hasattr(d, "qdisc")},
         }
+        nic = {ifname: d.filter_stats() for ifname, d in sorted(ns.devices.items()) if hasattr(d, "filter_stats")}
+        if nic:
+            counters[name]["nic"] = nic
+    for name in sorted(getattr(net, "switches", {})):
+        sw = net.switches[name]
+        counters[name] = {"hostname": name, "host": None, "containers": [], "switch": True,
+                          "dev": {p.ifname: p.stats() for p in sw.ports}, "snmp": {}, "arp": {},
+                          "qdisc": {}, "filtered": sw.filtered,
+                          "fdb": {f"{m:012x}": e[0].ifname for m, e in sorted(sw.fdb.items())}}
     originated = dict(sorted(tracer.originated.items()))
     delivered = dict(sorted(tracer.delivered.items()))
     dropped = {k: {r.value: n for r, n in sorted(c.items(), key=lambda x: x[0].value)}

@@ -60,12 +60,28 @@ def check(sc: Scenario) -> None:
 
     # links
     subnets: list[tuple[IPv4Network, tuple]] = []
+    for sw, sspec in sc.switches.items():
+        if sw in hosts or sw in sc.containers:
+            raise ScenarioError(f"{sw!r} names both a switch and a host or container", ("switches", sw))
+        if sspec.subnet is not None:
+            subnets.append((sspec.subnet, ("switches", sw, "subnet")))
     for i, link in enumerate(sc.links):
         ends = []
+        sw_ends = [ep for ep in link.endpoints if ep in sc.switches]
+        if len(sw_ends) == 2:
+            raise ScenarioError("a link joins a host to another host or to a switch, not two switches",
+                                ("links", i, "endpoints"))
+        if sw_ends and link.subnet is not None:
+            raise ScenarioError(f"the addresses on a switch come from switches.{sw_ends[0]}.subnet",
+                                ("links", i, "subnet"))
         for j, ep in enumerate(link.endpoints):
+            if ep in sc.switches:
+                ends.append(ep)
+                continue
             hname, sep, ifname = ep.partition(":")
             if hname not in hosts:
-                raise ScenarioError(f"unknown host {hname!r} (hosts: {', '.join(hosts)})",
+                raise ScenarioError(f"unknown host {hname!r} (hosts: {', '.join(hosts)}"
+                                    + (f"; switches: {', '.join(sc.switches)}" if sc.switches else "") + ")",
                                     ("links", i, "endpoints", j))
             if sep and (not ifname or len(ifname) > 15):
                 raise ScenarioError(f"bad interface name {ifname!r} (expected host:ifname, ifname 1 to 15 "
@@ -105,6 +121,14 @@ def check(sc: Scenario) -> None:
                     not val.isdigit() or not 1 <= int(val) < 2 ** 24):
                 raise ScenarioError(f"a VNI is an integer from 1 to 16777215 (simnet takes one), got {val!r}",
                                     path + ("options", opt))
+            if opt == "parent" and "." in val:
+                raise ScenarioError("802.1Q sub-interfaces (parent.vlan) are not modelled; give the NIC itself",
+                                    path + ("options", opt))
+            allowed = {"macvlan_mode": ("bridge", "vepa", "private", "passthru"), "ipvlan_mode": ("l2", "l3"),
+                       "ipvlan_flag": ("bridge",)}.get(opt)
+            if allowed is not None and val not in allowed:
+                raise ScenarioError(f"{val!r} is not modelled (choose from {', '.join(allowed)})",
+                                    path + ("options", opt))
             if opt == "com.docker.network.bridge.name" and (len(val) > 15 or not val):
                 raise ScenarioError("interface names are 1 to 15 characters", path + ("options", opt))
         if spec.gateway is not None and spec.subnet is None:
@@ -119,8 +143,14 @@ def check(sc: Scenario) -> None:
                 raise ScenarioError(f"{spec.subnet} overlaps the default bridge's {DEFAULT_BRIDGE_SUBNET}",
                                     path + ("subnet",))
             subnets.append((spec.subnet, path + ("subnet",)))
+    lan_nets = {("networks", n, "subnet") for n, sp in sc.networks.items() if sp.driver in ("macvlan", "ipvlan")}
+    wires = {p for _s, p in subnets if p[0] in ("links", "switches")}
     for a in range(len(subnets)):
         for b in range(a):
+            # a macvlan/ipvlan network is usually the very subnet of its parent's segment
+            pair = {subnets[a][1], subnets[b][1]}
+            if pair & lan_nets and pair & wires:
+                continue
             if subnets[a][0].overlaps(subnets[b][0]):
                 from .loader import fmt_path
 

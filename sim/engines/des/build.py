@@ -18,6 +18,9 @@ from simnet.models.linux.netns import Host, Netns
 from simnet.models.linux.nic import Nic, connect_wire
 from simnet.models.linux.params import NicParams, StackParams, apply_sysctls
 from simnet.models.linux.skb import IPPROTO_ESP, Skb, ip_to_int, mac_to_int
+from simnet.models.linux.ipvlan import Ipvlan, IpvlanPort
+from simnet.models.linux.macvlan import Dummy, Macvlan, MacvlanPort
+from simnet.models.linux.switch import Switch
 from simnet.models.linux.veth import veth_pair
 from simnet.models.linux.vxlan import Vxlan, esp_input
 from simnet.ports import WiringError
@@ -33,6 +36,7 @@ class Network:
     hosts: dict[str, Host]
     netns: dict[str, Netns]
     devices: dict[str, NetDevice]          # graph node id -> device
+    switches: dict[str, Switch] = field(default_factory=dict)
     apps: list[Any] = field(default_factory=list)
     flows: list[FlowStats] = field(default_factory=list)
 
@@ -56,6 +60,8 @@ class Network:
                 out.extend(n.arp_queue)
         for ns in self.netns.values():
             out.extend(ns.reasm.in_flight())
+        for sw in self.switches.values():
+            out.extend(sw.in_flight())
         for host in self.hosts.values():
             for cpu in host.cpus:
                 for _fn, arg, skb in cpu.queue:
@@ -118,7 +124,7 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
     devices: dict[str, NetDevice] = {}
     for nid, d in g.nodes(data=True):
         kind = d["kind"]
-        if kind == "netns" or nid in devices:
+        if kind in ("netns", "switch") or nid in devices:
             continue
         ns = netns[d["netns"]]
         mac = mac_to_int(d["mac"])
@@ -140,16 +146,35 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             devices[nid], devices[pid] = a, b
         elif kind == "vxlan":
             devices[nid] = _vxlan(ns, netns[d["link_netns"]], d, mac)
+        elif kind == "dummy":
+            devices[nid] = Dummy(ns, d["ifname"], mac, d["mtu"])
+        elif kind == "macvlan":
+            lower = devices[d["lower"]]
+            port = lower.master if isinstance(lower.master, MacvlanPort) else MacvlanPort(lower)
+            devices[nid] = Macvlan(ns, d["ifname"], mac, d["mtu"], port=port, mode=d["mode"])
+        elif kind == "ipvlan":
+            lower = devices[d["lower"]]
+            port = lower.master if isinstance(lower.master, IpvlanPort) else IpvlanPort(lower, d["mode"])
+            devices[nid] = Ipvlan(ns, d["ifname"], d["mtu"], port=port)
         else:
             raise WiringError(f"unknown device kind {kind!r} for {nid}")
     # addresses, masters, wires
     for nid, d in g.nodes(data=True):
-        if d["kind"] == "netns":
+        if d["kind"] in ("netns", "switch"):
             continue
         dev = devices[nid]
         for a in d["addrs"]:
             addr, plen = _iface(a)
             dev.ns.add_address(dev, addr, plen)
+            if isinstance(dev, Ipvlan):
+                dev.port.add_addr(dev, addr)
+    switches: dict[str, Switch] = {}
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "switch":
+            sw = switches[n] = Switch(ctx, n, hairpin=d["hairpin"], ageing_s=d["ageing_s"], queue_pkts=d["queue_pkts"])
+            for _u, v, e in g.out_edges(n, data=True):
+                if e["kind"] == "port":
+                    sw.add_port(devices[v], e["delay_s"])
     for u, v, k in g.edges(data="kind"):
         if k == "master":
             devices[v].add_port(devices[u])
@@ -174,7 +199,7 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             ns.add_route(Route(int(net.network_address), net.prefixlen, dev, gateway=via, proto="static"))
         if d["isolation"]:
             ns.forward_filter = _make_forward_filter(set(d["isolation"]))
-    return Network(ctx=ctx, hosts=hosts, netns=netns, devices=devices)
+    return Network(ctx=ctx, hosts=hosts, netns=netns, devices=devices, switches=switches)
 
 
 def install_workloads(comp: Compiled, net: Network, on_done: Callable[[Any], None]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import simnet
 from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, Peer
-from simnet.models.docker.graph import add_netns, new_graph
+from simnet.models.docker.graph import add_device, add_netns, new_graph
 
 
 def sample(driver: str):
@@ -33,7 +33,11 @@ MASTER_KINDS = ("bridge",)
 
 
 def check_invariants(g: nx.MultiDiGraph) -> None:
-    devs = [n for n, d in g.nodes(data=True) if d.get("kind") not in (None, "netns")]
+    devs = [n for n, d in g.nodes(data=True) if d.get("kind") not in (None, "netns", "switch")]
+    for sw in (n for n, d in g.nodes(data=True) if d.get("kind") == "switch"):
+        # a switch is cabled to NICs of hosts only, each cable both ways
+        for _u, v, k in g.out_edges(sw, data="kind"):
+            assert k == "port" and g.nodes[v]["kind"] == "nic" and g.has_edge(v, sw)
     for d in devs:
         nd = g.nodes[d]
         owners = [u for u, _v, k in g.in_edges(d, data="kind") if k == "member"]
@@ -90,6 +94,7 @@ def test_driver_fragment_is_well_formed(name):
     plan, eps = sample(name)
     g = new_graph()
     add_netns(g, "h", host="h", role="host", hostname="h")
+    add_device(g, "h", "eth0", "nic", addrs=["192.168.0.1/24"])
     for ep in eps:
         if ep.sandbox != "h":
             add_netns(g, ep.sandbox, host="h", role="container", hostname=ep.container)
@@ -114,6 +119,12 @@ def test_driver_fragment_is_well_formed(name):
         assert sorted(g.nodes[n]["ifname"] for n in g if g.nodes[n].get("master") == f"{ns}:vxlan0") == []
         assert sorted(g.nodes[n]["ifname"] for n in g if g.nodes[n].get("netns") == ns) == \
             ["br0", "lo", "veth0", "veth1", "veth2", "vxlan0"]
+    elif name in ("macvlan", "ipvlan"):
+        kids = [n for n, d in g.nodes(data=True) if d.get("kind") == name]
+        assert sorted(kids) == ["cache:eth0", "db:eth0", "web:eth0"]
+        assert all(g.nodes[k]["lower"] == "h:eth0" and g.nodes[k]["mode"] == ("bridge" if name == "macvlan" else "l2")
+                   for k in kids)
+        assert sorted(r["via"] for _ns, r in frag.graph["routes"]) == ["172.18.0.1"] * 3
     else:
         assert not [n for n, d in frag.nodes(data=True) if d.get("kind") not in (None, "netns")]
 
