@@ -55,6 +55,9 @@ class WorkloadPlan:
     daddr: str
     dport: int
     path: tuple[str, ...] = ()     # namespaces the request crosses, in order
+    listen_netns: str | None = None   # where the server listens (a published port's container), if not dst
+    listen_port: int | None = None
+    via: str = ""                  # "dnat" (the kernel's NAT) or "proxy" (docker-proxy) for a published port
 
 
 @dataclass
@@ -205,6 +208,8 @@ def compile_scenario(sc: Scenario) -> Compiled:
         if ns_spec.subnet is not None:
             subnets_in_use.append(ns_spec.subnet)
     plans = _build_networks(sc, g, container_netns, subnets_in_use)
+    _publish_ports(sc, g, plans, container_netns)
+    _etc_hosts(sc, g, container_netns)
 
     # -- daemon settings: forwarding, isolation ---------------------------------------------
     for hname, h in sc.hosts.items():
@@ -234,6 +239,15 @@ def compile_scenario(sc: Scenario) -> Compiled:
 
     comp = Compiled(scenario=sc, graph=g, hosts=hosts, container_netns=container_netns, networks=plans)
     comp.workloads = [_plan_workload(comp, fibs, i, w) for i, w in enumerate(sc.workloads)]
+    servers: dict[tuple[str, int], int] = {}
+    for wp in comp.workloads:
+        if wp.listen_netns is not None and wp.spec.listen:
+            key = (wp.listen_netns, wp.listen_port)
+            if key in servers:
+                raise ScenarioError(f"{wp.listen_netns}:{wp.listen_port}/udp (behind the published port) is already "
+                                    f"served by workloads[{servers[key]}]; publish another port",
+                                    ("workloads", wp.index, "port"))
+            servers[key] = wp.index
     for hname in sc.hosts:
         for r in g.nodes[hname]["routes"]:
             r.pop("_path", None)
@@ -401,6 +415,59 @@ def _build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str,
             _merge(g, frag, path)
     _connect_tunnels(g)
     return plans
+
+
+def _publish_ports(sc: Scenario, g: nx.MultiDiGraph, plans: dict[tuple[str, str], NetworkPlan],
+                   container_netns: dict[str, str]) -> None:
+    """Docker's nat rules and docker-proxy processes for the published ports of each host."""
+    from .scenario.check import parse_port
+
+    for hname, h in sc.hosts.items():
+        rules, seen = [], {}
+        for cname, c in sc.containers.items():
+            if _host_of(sc, cname) != hname or not c.ports:
+                continue
+            net = c.attachments()[0][0]
+            plan = plans[(net, hname)]
+            caddr = ipaddress.IPv4Interface(g.nodes[dev_id(container_netns[cname], "eth0")]["addrs"][0]).ip
+            for j, text in enumerate(c.ports):
+                host_ip, hp, cp, proto = parse_port(text)
+                key = (proto, hp)
+                if key in seen:
+                    raise ScenarioError(f"host port {hp}/{proto} of {hname} is already published by {seen[key]}",
+                                        ("containers", cname, "ports", j))
+                seen[key] = cname
+                rules.append({"proto": proto, "host_ip": host_ip, "host_port": hp, "to_addr": str(caddr),
+                              "to_port": cp, "bridge": bridge_ifname(plan), "container": cname})
+        if not rules:
+            continue
+        if not h.daemon.iptables:
+            raise ScenarioError("published ports need Docker's iptables rules (daemon.iptables: true)",
+                                ("hosts", hname, "daemon", "iptables"))
+        masq = [{"subnet": str(p.subnet), "bridge": bridge_ifname(p)} for (n, hh), p in plans.items()
+                if hh == hname and p.driver == "bridge"]
+        g.nodes[hname]["nat"] = {"userland_proxy": h.daemon.userland_proxy, "dnat": rules, "masquerade": masq}
+
+
+def _etc_hosts(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str, str]) -> None:
+    """Each sandbox's /etc/hosts: its own hostname and the legacy --link entries (alias, name, hostname)."""
+    for cname, c in sc.containers.items():
+        ns = container_netns[cname]
+        node = g.nodes[ns]
+        hosts = node.setdefault("etc_hosts", {})
+        for link in c.links:
+            target, _, alias = link.partition(":")
+            tns = container_netns[target]
+            shared = [n for n, _a in c.attachments() if n in {m for m, _b in sc.containers[target].attachments()}]
+            addr = None
+            for k, (n, _a) in enumerate(sc.containers[target].attachments()):
+                if n == shared[0]:
+                    d = g.nodes.get(dev_id(tns, f"eth{k}"))
+                    addr = d["addrs"][0].split("/")[0] if d and d["addrs"] else None
+            if addr is None:
+                continue
+            for name in {alias or target, target, g.nodes[tns]["hostname"]}:
+                hosts[name] = addr
 
 
 def _connect_tunnels(g: nx.MultiDiGraph) -> None:
@@ -649,16 +716,23 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
         daddr = str(IPv4Address(to))
         dst_ns = None
     except ValueError:
-        if to in comp.container_netns:
+        alias = comp.graph.nodes[src].get("etc_hosts", {}).get(to) if src in comp.graph else None
+        if alias is not None and to not in comp.container_netns:
+            to = alias                  # a --link alias, resolved through the sandbox's /etc/hosts
+        if alias is not None and to not in comp.container_netns:
+            dst_ns = None
+            daddr = alias
+        elif to in comp.container_netns:
             dst_ns = comp.container_netns[to]
         elif to in sc.hosts:
             dst_ns = to
         else:
             raise ScenarioError(f"unknown container, host or address {to!r}", ("workloads", i, "to")) from None
-        a = _address_of(comp, dst_ns, src)
-        if a is None:
-            raise ScenarioError(f"{to} has no address (its only interface is lo)", ("workloads", i, "to"))
-        daddr = a
+        if dst_ns is not None:
+            a = _address_of(comp, dst_ns, src)
+            if a is None:
+                raise ScenarioError(f"{to} has no address (its only interface is lo)", ("workloads", i, "to"))
+            daddr = a
     tr = trace_path(comp.graph, fibs, src, int(IPv4Address(daddr)))
     if not tr.ok:
         raise ScenarioError(f"unreachable: {tr.reason}{_cross_host_hint(comp, w, src, dst_ns)}",
@@ -671,14 +745,29 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
                  f"is on a network of {src_name} where nobody has it")
         raise ScenarioError(f"unreachable: {to}'s address {daddr} {where}"
                             f"{_cross_host_hint(comp, w, src, dst_ns)}", ("workloads", i, "to"))
-    if w.app == "udp_rr" and dst_ns is not None:
+    listen_ns, listen_port, via, hops = None, None, "", list(tr.hops)
+    nat = comp.graph.nodes[dst_ns].get("nat") if dst_ns is not None else None
+    if nat is not None:
+        rule = next((r for r in nat["dnat"] if r["proto"] == "udp" and r["host_port"] == w.port and
+                     (r["host_ip"] in (None, daddr) or daddr.startswith("127."))), None)
+        if rule is not None:
+            loop = daddr.startswith("127.")
+            from_bridge = src != dst_ns and comp.graph.nodes[src].get("host") == dst_ns and any(
+                g_d.get("master", "").endswith(":" + rule["bridge"]) for g_d in
+                (comp.graph.nodes[comp.graph.nodes[d].get("peer", d)] for d in comp.devices(src)))
+            via = "proxy" if nat["userland_proxy"] and (loop or from_bridge) else "dnat"
+            listen_ns = comp.container_netns[rule["container"]]
+            listen_port = rule["to_port"]
+            hops.append(listen_ns)
+            dst_ns = listen_ns
+    if w.app == "udp_rr" and dst_ns is not None and not via:
         src_addr = _source_addr(fibs, src, int(IPv4Address(daddr)))
         back = trace_path(comp.graph, fibs, dst_ns, src_addr)
         if not back.ok:
             raise ScenarioError(f"the response cannot come back: {back.reason}", ("workloads", i, "to"))
     name = w.name or f"{w.app}{i}"
     return WorkloadPlan(index=i, name=name, app=w.app, spec=w, src_netns=src, dst_netns=dst_ns, daddr=daddr,
-                        dport=w.port, path=tuple(tr.hops))
+                        dport=w.port, path=tuple(hops), listen_netns=listen_ns, listen_port=listen_port, via=via)
 
 
 def _cross_host_hint(comp: Compiled, w: Any, src: str, dst_ns: str | None) -> str:

@@ -131,6 +131,12 @@ DEFAULT_COSTS = CostProfile("linux-6.18-vm", {
     "ipvlan_xmit": Stage(0.15 * US, 0.0, "ipvlan_start_xmit: L3 address lookup, l2/l3 dispatch; ESTIMATE"),
     "ipvlan_rcv": Stage(0.10 * US, 0.0, "ipvlan_handle_frame: rx_handler on the parent, lookup by IP address "
                         "(and the multicast work queue); ESTIMATE"),
+    "nf_conntrack": Stage(0.25 * US, 0.0, "nf_conntrack_in: tuple hash lookup (and __nf_conntrack_confirm for a new "
+                          "entry), per hook traversal; ESTIMATE"),
+    "nf_nat": Stage(0.15 * US, 0.0, "nf_nat_packet/nf_nat_manip_pkt: rewrite address and port, fix the checksums; "
+                    "ESTIMATE"),
+    "docker_proxy": Stage(3.00 * US, 0.0, "docker-proxy's own work per relayed message between its recvfrom and "
+                          "sendto (Go runtime, goroutine hand-off, epoll wake-up); ESTIMATE"),
     # receive, softirq
     "napi_rx": Stage(0.80 * US, 0.0, "IRQ + NAPI poll + skb alloc of a physical NIC; ESTIMATE, "
                      "no physical NIC on the reference VM"),

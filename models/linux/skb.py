@@ -115,6 +115,8 @@ class Skb:
         # tunnels: the encapsulated inner frame (an Skb) of a VXLAN packet; ESP (SPI, sequence
         # number, pad length) when the outer packet is IPsec-protected
         "encap", "vni", "esp",
+        # netfilter: the conntrack entry and direction of this packet in the current namespace
+        "nfct",
     )
 
     def __init__(self) -> None:
@@ -151,6 +153,7 @@ class Skb:
         self.app: Any = None
         self.encap: Skb | None = None
         self.vni = 0
+        self.nfct: tuple | None = None
         self.esp: tuple[int, int, int] | None = None
 
     @property

@@ -267,6 +267,12 @@ def collect(comp: "Compiled", net: Any, *, sim_time_s: float, wall_s: float, eve
             "arp": ns.arp_counters(),
             "qdisc": {ifname: d.qdisc.stats() for ifname, d in sorted(ns.devices.items()) if hasattr(d, "qdisc")},
         }
+        if ns.nf is not None:
+            counters[name]["netfilter"] = ns.nf.counters()
+        if ns.proxies:
+            counters[name]["docker_proxy"] = [p.counters() for p in ns.proxies]
+        if comp.graph.nodes[name].get("etc_hosts"):
+            counters[name]["etc_hosts"] = dict(sorted(comp.graph.nodes[name]["etc_hosts"].items()))
         nic = {ifname: d.filter_stats() for ifname, d in sorted(ns.devices.items()) if hasattr(d, "filter_stats")}
         if nic:
             counters[name]["nic"] = nic

@@ -40,6 +40,24 @@ def _check_sysctls(sysctls: dict[str, Any], path: tuple) -> None:
             raise ScenarioError(f"bad value: {e}", path + (name,)) from None
 
 
+def parse_port(text: str) -> tuple[str | None, int, int, str]:
+    """Docker's ``-p`` syntax ``[hostip:]hostport:containerport[/proto]`` → (hostip, hostport, port, proto)."""
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"protocol {proto!r} (expected tcp or udp)")
+    parts = spec.rsplit(":", 2)
+    if len(parts) < 2:
+        raise ValueError("expected hostport:containerport (a random host port is not modelled)")
+    host_ip = parts[0] if len(parts) == 3 else None
+    if host_ip is not None:
+        ipaddress.IPv4Address(host_ip)
+    hp, cp = parts[-2], parts[-1]
+    if not (hp.isdigit() and cp.isdigit() and 1 <= int(hp) <= 65535 and 1 <= int(cp) <= 65535):
+        raise ValueError("ports are integers from 1 to 65535 (port ranges are not modelled)")
+    return host_ip, int(hp), int(cp), proto
+
+
 def check(sc: Scenario) -> None:
     hosts = sc.hosts
     if not hosts:
@@ -194,6 +212,23 @@ def check(sc: Scenario) -> None:
                 if key in used:
                     raise ScenarioError(f"address {a.ipv4_address} is already used by {used[key]}", apath)
                 used[key] = cname
+        for j, ptext in enumerate(c.ports):
+            try:
+                parse_port(ptext)
+            except ValueError as e:
+                raise ScenarioError(f"bad published port {ptext!r}: {e}", path + ("ports", j)) from None
+            first = names[0] if names else "bridge"
+            if first not in ("bridge",) and (sc.networks.get(first) is None or sc.networks[first].driver != "bridge"):
+                raise ScenarioError("published ports are modelled for containers whose first network is a bridge "
+                                    "network (Docker ignores -p with --network host)", path + ("ports", j))
+        for j, ltext in enumerate(c.links):
+            target = ltext.partition(":")[0]
+            if target not in sc.containers:
+                raise ScenarioError(f"--link to unknown container {target!r}", path + ("links", j))
+            shared = set(names) & {n for n, _a in sc.containers[target].attachments()}
+            if not shared or sc.containers[target].host != c.host:
+                raise ScenarioError(f"cannot link to {target}: it shares no network with {cname}",
+                                    path + ("links", j))
         if len(set(names)) != len(names):
             k = next(k for k, n in enumerate(names) if n in names[:k])
             raise ScenarioError(f"network {names[k]!r} is listed twice", path + ("networks", k))
@@ -214,7 +249,7 @@ def check(sc: Scenario) -> None:
             raise ScenarioError("give either interval or rate, not both", path + ("rate",))
         if w.app == "udp" and w.rate is not None and w.payload == 0:
             raise ScenarioError("a rate needs a payload above 0 bytes", path + ("rate",))
-        key = (w.to, "udp", w.port)
+        key = ((w.from_, w.to) if w.to.startswith("127.") else w.to, "udp", w.port)
         if key in servers and w.listen:
             raise ScenarioError(f"port {w.port}/udp on {w.to} is already served by workloads[{servers[key]}]",
                                 path + ("port",))

@@ -121,6 +121,8 @@ class DaemonSpec(_Strict):
 
     iptables: bool = Field(True, description="Docker manages iptables (isolation between bridge networks)")
     ip_forward: bool = Field(True, description="Docker enables net.ipv4.ip_forward")
+    userland_proxy: bool = Field(True, description="docker-proxy relays the host's own (127.0.0.1) and hairpin "
+                                                   "traffic to published ports (dockerd --userland-proxy)")
 
 
 class HostSpec(_Strict):
@@ -178,6 +180,10 @@ class ContainerSpec(_Strict):
     networks: list[str] | dict[str, AttachSpec | None] | None = None
     hostname: Name | None = None
     sysctls: dict[str, int | str] = Field(default_factory=dict)
+    ports: list[str] = Field(default_factory=list, description="published ports, Docker's syntax: "
+                             "[hostip:]hostport:containerport[/udp|tcp]")
+    links: list[str] = Field(default_factory=list, description="legacy --link: name or name:alias (an /etc/hosts "
+                                                               "entry in this container)")
 
     def attachments(self) -> list[tuple[str, AttachSpec]]:
         """(network, endpoint settings) in declaration order; the default bridge if none."""

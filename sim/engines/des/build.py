@@ -17,7 +17,9 @@ from simnet.models.linux.fib import Route
 from simnet.models.linux.netns import Host, Netns
 from simnet.models.linux.nic import Nic, connect_wire
 from simnet.models.linux.params import NicParams, StackParams, apply_sysctls
-from simnet.models.linux.skb import IPPROTO_ESP, Skb, ip_to_int, mac_to_int
+from simnet.models.apps.docker_proxy import PROXIES
+from simnet.models.linux.netfilter import DnatRule, MasqRule, Netfilter
+from simnet.models.linux.skb import IPPROTO_ESP, IPPROTO_TCP, IPPROTO_UDP, Skb, ip_to_int, mac_to_int
 from simnet.models.linux.ipvlan import Ipvlan, IpvlanPort
 from simnet.models.linux.macvlan import Dummy, Macvlan, MacvlanPort
 from simnet.models.linux.switch import Switch
@@ -112,6 +114,33 @@ def _vxlan(ns: Netns, sock_ns: Netns, d: dict[str, Any], mac: int) -> Vxlan:
     return vx
 
 
+def _netfilter(ns: Netns, nat: dict[str, Any]) -> None:
+    """Docker's nat rules in a host namespace (models.linux.netfilter) and its docker-proxy processes."""
+    proxy = nat["userland_proxy"]
+    nf = ns.nf = Netfilter(ns, output_loopback=not proxy)
+    for r in nat["dnat"]:
+        nf.dnat.append(DnatRule(proto=IPPROTO_UDP if r["proto"] == "udp" else IPPROTO_TCP, host_port=r["host_port"],
+                                to_addr=ip_to_int(r["to_addr"]), to_port=r["to_port"],
+                                not_in_if=r["bridge"] if proxy else "",
+                                host_ip=ip_to_int(r["host_ip"]) if r["host_ip"] else 0,
+                                name=f"DNAT {r['proto']} dpt:{r['host_port']} to:{r['to_addr']}:{r['to_port']}"))
+    for m in nat["masquerade"]:
+        net = ipaddress.IPv4Network(m["subnet"])
+        nf.masq.append(MasqRule(int(net.network_address), net.prefixlen, m["bridge"],
+                                name=f"MASQUERADE {m['subnet']} !{m['bridge']}"))
+        if not proxy:
+            nf.masq.append(MasqRule(0, 0, m["bridge"], local_src_to_bridge=True,
+                                    name=f"MASQUERADE src-type LOCAL {m['bridge']}"))
+    if proxy:
+        ns.proxies = []
+        for r in nat["dnat"]:
+            cls = PROXIES.get(r["proto"])
+            if cls is not None:
+                ns.proxies.append(cls(ns, ns.host.app_cpu(), host_port=r["host_port"],
+                                      backend_addr=ip_to_int(r["to_addr"]), backend_port=r["to_port"],
+                                      label=f"{r['to_addr']}:{r['to_port']}/{r['proto']}"))
+
+
 def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Network:
     g = comp.graph
     hosts = {h: Host(ctx, h, spec["cpus"], costs) for h, spec in comp.hosts.items()}
@@ -199,6 +228,8 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             ns.add_route(Route(int(net.network_address), net.prefixlen, dev, gateway=via, proto="static"))
         if d["isolation"]:
             ns.forward_filter = _make_forward_filter(set(d["isolation"]))
+        if d.get("nat"):
+            _netfilter(ns, d["nat"])
     return Network(ctx=ctx, hosts=hosts, netns=netns, devices=devices, switches=switches)
 
 
@@ -212,6 +243,7 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
     w = wp.spec
     src = net.netns[wp.src_netns]
     dst = net.netns[wp.dst_netns] if wp.dst_netns is not None else None
+    port = wp.listen_port or wp.dport
     stats = FlowStats(flow=wp.index, name=wp.name, app=wp.app, src=w.from_, dst=w.to, proto="udp", dport=wp.dport)
     net.flows.append(stats)
     daddr = ip_to_int(wp.daddr)
@@ -219,13 +251,13 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
         dst = None
     if wp.app == "udp":
         if dst is not None:
-            net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=wp.dport, rcvbuf=w.rcvbuf))
+            net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=port, rcvbuf=w.rcvbuf))
         net.apps.append(UdpSender(src, src.host.app_cpu(), stats, daddr=daddr, dport=wp.dport, count=w.count,
                                   payload=w.payload, interval_s=w.interval_s(), start_s=w.start, arrival=w.arrival,
                                   sport=w.sport or 0, sndbuf=w.sndbuf, on_done=on_done))
     elif wp.app == "udp_rr":
         if dst is not None:
-            net.apps.append(UdpRrServer(dst, dst.host.app_cpu(), stats, port=wp.dport, response=w.response))
+            net.apps.append(UdpRrServer(dst, dst.host.app_cpu(), stats, port=port, response=w.response))
         net.apps.append(UdpRrClient(src, src.host.app_cpu(), stats, daddr=daddr, dport=wp.dport, count=w.count,
                                     request=w.request, response=w.response, interval_s=w.interval,
                                     start_s=w.start, timeout_s=w.timeout, sport=w.sport or 0, on_done=on_done))
