@@ -439,13 +439,18 @@ def _publish_ports(sc: Scenario, g: nx.MultiDiGraph, plans: dict[tuple[str, str]
                 seen[key] = cname
                 rules.append({"proto": proto, "host_ip": host_ip, "host_port": hp, "to_addr": str(caddr),
                               "to_port": cp, "bridge": bridge_ifname(plan), "container": cname})
+        masq = [{"subnet": str(p.subnet), "bridge": bridge_ifname(p)} for (n, hh), p in plans.items()
+                if hh == hname and p.driver == "bridge" and any(
+                    _host_of(sc, c) == hname and n in [m for m, _a in sc.containers[c].attachments()]
+                    for c in sc.containers)]
         if not rules:
+            # MASQUERADE for bridge networks whose containers can reach other machines
+            if masq and len(sc.hosts) > 1 and h.daemon.iptables:
+                g.nodes[hname]["nat"] = {"userland_proxy": h.daemon.userland_proxy, "dnat": [], "masquerade": masq}
             continue
         if not h.daemon.iptables:
             raise ScenarioError("published ports need Docker's iptables rules (daemon.iptables: true)",
                                 ("hosts", hname, "daemon", "iptables"))
-        masq = [{"subnet": str(p.subnet), "bridge": bridge_ifname(p)} for (n, hh), p in plans.items()
-                if hh == hname and p.driver == "bridge"]
         g.nodes[hname]["nat"] = {"userland_proxy": h.daemon.userland_proxy, "dnat": rules, "masquerade": masq}
 
 

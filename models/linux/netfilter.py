@@ -24,7 +24,8 @@ no defragmentation before tracking (a fragmented datagram is tracked by its firs
 only), no timeouts (entries live for the run: ``nf_conntrack_udp_timeout`` is 30 s, longer
 than most runs), no filter table (Docker's DOCKER/DOCKER-CT accept rules and the drop of
 unsolicited inbound traffic are not modelled), conntrack runs only in a host namespace that
-publishes ports (a real Docker host tracks every connection once its nat table exists).
+publishes ports or, in a scenario of several hosts, has containers on a bridge network (a real
+Docker host tracks every connection once its nat table exists, loopback included).
 Validation: tests/models/linux/test_nat.py (pcap on both sides, counters); scenario
 publish-port.yaml.
 """
