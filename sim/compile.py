@@ -31,6 +31,7 @@ import networkx as nx
 from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, Peer, driver_for
 from simnet.models.docker.bridge import bridge_ifname
 from simnet.models.docker.graph import add_device, add_netns, dev_id
+from simnet.rng import hex_id
 from simnet.models.docker.ipam import DEFAULT_BRIDGE_SUBNET, IpamError, allocate, pick_global_subnet, pick_subnet
 from simnet.models.docker.overlay import VXLAN_ID_START, overlay_mtu
 from simnet.models.linux.fib import RTN_LOCAL, Fib, Route
@@ -199,9 +200,13 @@ def compile_scenario(sc: Scenario) -> Compiled:
         if nets == ["host"] or (nets and sc.networks.get(nets[0]) is not None and sc.networks[nets[0]].driver == "host"):
             container_netns[cname] = hname
             g.nodes[hname]["containers"].append(cname)
+            # its own UTS namespace, with the host's hostname unless given (moby container_operations.go)
+            g.nodes[hname].setdefault("uts", {})[cname] = c.hostname or g.nodes[hname]["hostname"]
         else:
             container_netns[cname] = cname
-            add_netns(g, cname, host=hname, role="container", hostname=c.hostname or cname, containers=[cname])
+            # Docker's default hostname is the container ID's first 12 hex digits (simnet derives the ID)
+            add_netns(g, cname, host=hname, role="container", hostname=c.hostname or hex_id(f"container:{cname}", 12),
+                      containers=[cname])
 
     # -- networks: IPAM and drivers, per host -------------------------------------------------
     for ns_spec in sc.networks.values():

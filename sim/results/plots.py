@@ -97,7 +97,9 @@ def plot_topology(graph, ax=None, title: str = ""):
             ax.add_patch(matplotlib.patches.FancyBboxPatch((x0 - 0.3, y0 - 0.5), w, 1.4, boxstyle="round,pad=0.05",
                                                            fc="#e8f0fe" if role == "host" else "#fef7e0", ec="#555"))
             host_c = graph.nodes[n].get("containers") or []
-            label = f"{n} ({role})" + (f" + {', '.join(host_c)}" if role == "host" and host_c else "")
+            uts = graph.nodes[n].get("uts") or {}
+            label = f"{n} ({role})" + (f" + {', '.join(f'{c} (uts:{uts.get(c, c)})' for c in host_c)}"
+                                       if role == "host" and host_c else "")
             ax.text(x0 - 0.2, y0 + 0.65, f"{label}  uts:{graph.nodes[n]['hostname']}", fontsize=7, va="bottom")
             for di, d in enumerate(devs):
                 pos[d] = (x0 + 0.5 + di * 1.05, y0)

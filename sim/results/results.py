@@ -168,7 +168,24 @@ class Results:
             "flows": [_clean(f.row()) for f in self.flows],
             "drops": self.drops,
             "ledger": self.ledger,
+            "sandboxes": self.sandboxes(),
         }
+
+    def sandboxes(self) -> dict[str, Any]:
+        """Per container: its network namespace, host, UTS hostname and /etc/hosts entries."""
+        g = self.graph
+        out: dict[str, Any] = {}
+        if g is None:
+            return out
+        for n, d in sorted(g.nodes(data=True)):
+            if d.get("kind") != "netns":
+                continue
+            for c in d.get("containers") or []:
+                host_ns = d["role"] == "host"
+                out[c] = {"netns": n, "host": d["host"],
+                          "hostname": (d.get("uts") or {}).get(c, d["hostname"]) if host_ns else d["hostname"],
+                          "etc_hosts": dict(sorted((d.get("etc_hosts") or {}).items()))}
+        return dict(sorted(out.items()))
 
     # -- files ---------------------------------------------------------------------------
     def write(self, out: Path, *, plots: bool = True) -> None:
