@@ -19,6 +19,7 @@ engine consumes (engines never read the YAML). Steps:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -27,10 +28,12 @@ from typing import Any
 
 import networkx as nx
 
-from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, driver_for
+from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, Peer, driver_for
 from simnet.models.docker.bridge import bridge_ifname
 from simnet.models.docker.graph import add_device, add_netns, dev_id
-from simnet.models.docker.ipam import DEFAULT_BRIDGE_SUBNET, IpamError, allocate, pick_subnet
+from simnet.rng import hex_id
+from simnet.models.docker.ipam import DEFAULT_BRIDGE_SUBNET, IpamError, allocate, pick_global_subnet, pick_subnet
+from simnet.models.docker.overlay import VXLAN_ID_START, overlay_mtu
 from simnet.models.linux.fib import RTN_LOCAL, Fib, Route
 from simnet.models.linux.params import NicParams, canonical_sysctl
 
@@ -53,6 +56,9 @@ class WorkloadPlan:
     daddr: str
     dport: int
     path: tuple[str, ...] = ()     # namespaces the request crosses, in order
+    listen_netns: str | None = None   # where the server listens (a published port's container), if not dst
+    listen_port: int | None = None
+    via: str = ""                  # "dnat" (the kernel's NAT) or "proxy" (docker-proxy) for a published port
 
 
 @dataclass
@@ -125,10 +131,29 @@ def compile_scenario(sc: Scenario) -> Compiled:
             raise ScenarioError(str(e), path) from None
 
     host_links: list[tuple[str, str, str, str, int]] = []   # (hostA, nicA, hostB, nicB, link index)
-    k_auto = 0
+    k_auto = [0]
+    for sspec in sc.switches.values():
+        if sspec.subnet is not None:
+            subnets_in_use.append(sspec.subnet)
+
+    def auto_subnet() -> IPv4Network:
+        while True:
+            cand = IPv4Network(f"10.0.{k_auto[0]}.0/24")
+            k_auto[0] += 1
+            if not any(cand.overlaps(u) for u in subnets_in_use):
+                subnets_in_use.append(cand)
+                return cand
+
+    switch_subnet: dict[str, Any] = {}
+    switch_nics: dict[str, list[str]] = defaultdict(list)
+    for sw, sspec in sc.switches.items():
+        g.add_node(sw, kind="switch", hairpin=sspec.hairpin, ageing_s=sspec.ageing, queue_pkts=sspec.queue)
     for i, link in enumerate(sc.links):
         ends = []
         for j, ep in enumerate(link.endpoints):
+            if ep in sc.switches:
+                ends.append(ep)
+                continue
             hname, _, ifname = ep.partition(":")
             if not ifname:
                 while f"eth{next_if[hname]}" in used_if[hname]:
@@ -136,17 +161,21 @@ def compile_scenario(sc: Scenario) -> Compiled:
                 ifname = f"eth{next_if[hname]}"
             ends.append(new_nic(hname, ifname, ("links", i, "endpoints", j)))
         a, b = ends
+        if a in sc.switches or b in sc.switches:
+            sw, nic = (a, b) if a in sc.switches else (b, a)
+            g.add_edge(nic, sw, kind="port", delay_s=link.delay)
+            g.add_edge(sw, nic, kind="port", delay_s=link.delay)
+            if sw not in switch_subnet:
+                sub = sc.switches[sw].subnet or auto_subnet()
+                switch_subnet[sw] = (sub, sub.hosts())
+            sub, it = switch_subnet[sw]
+            if not g.nodes[nic]["addrs"]:
+                g.nodes[nic]["addrs"] = [f"{next(it)}/{sub.prefixlen}"]
+            switch_nics[sw].append(nic)
+            continue
         g.add_edge(a, b, kind="wire", delay_s=link.delay)
         g.add_edge(b, a, kind="wire", delay_s=link.delay)
-        subnet = link.subnet
-        if subnet is None:
-            while True:
-                cand = IPv4Network(f"10.0.{k_auto}.0/24")
-                k_auto += 1
-                if not any(cand.overlaps(u) for u in subnets_in_use):
-                    break
-            subnet = cand
-            subnets_in_use.append(subnet)
+        subnet = link.subnet if link.subnet is not None else auto_subnet()
         link_subnets.append((i, subnet))
         hosts_iter = subnet.hosts()
         for end in (a, b):
@@ -154,6 +183,10 @@ def compile_scenario(sc: Scenario) -> Compiled:
             if not node["addrs"]:
                 node["addrs"] = [f"{next(hosts_iter)}/{subnet.prefixlen}"]
         host_links.append((g.nodes[a]["netns"], a, g.nodes[b]["netns"], b, i))
+    for sw, nics in switch_nics.items():      # hosts on one switch reach each other directly
+        for x in range(len(nics)):
+            for y in range(x + 1, len(nics)):
+                host_links.append((g.nodes[nics[x]]["netns"], nics[x], g.nodes[nics[y]]["netns"], nics[y], -1))
     for hname, h in sc.hosts.items():
         for ifname in h.nics:
             if ifname not in used_if[hname]:
@@ -167,78 +200,21 @@ def compile_scenario(sc: Scenario) -> Compiled:
         if nets == ["host"] or (nets and sc.networks.get(nets[0]) is not None and sc.networks[nets[0]].driver == "host"):
             container_netns[cname] = hname
             g.nodes[hname]["containers"].append(cname)
+            # its own UTS namespace, with the host's hostname unless given (moby container_operations.go)
+            g.nodes[hname].setdefault("uts", {})[cname] = c.hostname or g.nodes[hname]["hostname"]
         else:
             container_netns[cname] = cname
-            add_netns(g, cname, host=hname, role="container", hostname=c.hostname or cname, containers=[cname])
+            # Docker's default hostname is the container ID's first 12 hex digits (simnet derives the ID)
+            add_netns(g, cname, host=hname, role="container", hostname=c.hostname or hex_id(f"container:{cname}", 12),
+                      containers=[cname])
 
     # -- networks: IPAM and drivers, per host -------------------------------------------------
     for ns_spec in sc.networks.values():
         if ns_spec.subnet is not None:
             subnets_in_use.append(ns_spec.subnet)
-    net_order = ["bridge"] + [n for n in sc.networks]
-    members: dict[tuple[str, str], list[tuple[str, Any, int]]] = defaultdict(list)
-    for cname, c in sc.containers.items():
-        hname = _host_of(sc, cname)
-        for k, (net, attach) in enumerate(c.attachments()):
-            members[(net, hname)].append((cname, attach, k))
-    plans: dict[tuple[str, str], NetworkPlan] = {}
-    auto_subnets: dict[str, IPv4Network] = {}
-    for net in net_order:
-        for hname in sc.hosts:
-            eps = members.get((net, hname), [])
-            if not eps and net == "bridge":
-                if not any(h == hname for (_n, h) in members):
-                    continue
-            if not eps and net != "bridge":
-                continue
-            spec = sc.networks.get(net)
-            driver = "bridge" if net == "bridge" else ("host" if net == "host" else
-                                                        ("none" if net == "none" else spec.driver))
-            path = ("networks", net) if spec is not None else (
-                ("containers", eps[0][0], "networks") if eps else ("containers",))
-            reg = driver_for(driver)
-            subnet = gateway = None
-            mtu = 1500
-            options: dict[str, str] = {}
-            if reg == "bridge":
-                if net == "bridge":
-                    subnet = DEFAULT_BRIDGE_SUBNET
-                elif spec.subnet is not None:
-                    subnet = spec.subnet
-                else:
-                    if net not in auto_subnets:
-                        try:
-                            auto_subnets[net] = pick_subnet(subnets_in_use + [DEFAULT_BRIDGE_SUBNET])
-                        except IpamError as e:
-                            raise ScenarioError(str(e), path) from None
-                        subnets_in_use.append(auto_subnets[net])
-                    subnet = auto_subnets[net]
-                gateway = spec.gateway if spec is not None else None
-                options = dict(spec.options) if spec is not None else {}
-                mtu_opt = options.get("com.docker.network.driver.mtu")
-                mtu = (spec.mtu if spec is not None and spec.mtu else None) or (int(mtu_opt) if mtu_opt else 1500)
-            plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gateway, mtu=mtu,
-                               options=options, internal=bool(spec.internal) if spec else False,
-                               default=(net == "bridge"))
-            endpoints: list[Endpoint] = []
-            if reg == "bridge":
-                try:
-                    gw, addrs = allocate(subnet, gateway, [a.ipv4_address for (_c, a, _k) in eps])
-                except IpamError as e:
-                    raise ScenarioError(str(e), path) from None
-                plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gw, mtu=mtu,
-                                   options=options, internal=plan.internal, default=plan.default)
-                for (cname, _a, k), addr in zip(eps, addrs):
-                    prefix = options.get("com.docker.network.container_iface_prefix", "eth")
-                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"{prefix}{k}",
-                                              address=addr, gateway=(k == 0)))
-            else:
-                for cname, _a, k in eps:
-                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname="",
-                                              address=None, gateway=False))
-            plans[(net, hname)] = plan
-            frag = DRIVERS[reg](plan, endpoints)
-            _merge(g, frag, path)
+    plans = _build_networks(sc, g, container_netns, subnets_in_use)
+    _publish_ports(sc, g, plans, container_netns)
+    _etc_hosts(sc, g, container_netns)
 
     # -- daemon settings: forwarding, isolation ---------------------------------------------
     for hname, h in sc.hosts.items():
@@ -268,17 +244,260 @@ def compile_scenario(sc: Scenario) -> Compiled:
 
     comp = Compiled(scenario=sc, graph=g, hosts=hosts, container_netns=container_netns, networks=plans)
     comp.workloads = [_plan_workload(comp, fibs, i, w) for i, w in enumerate(sc.workloads)]
+    servers: dict[tuple[str, int], int] = {}
+    for wp in comp.workloads:
+        if wp.listen_netns is not None and wp.spec.listen:
+            key = (wp.listen_netns, wp.listen_port)
+            if key in servers:
+                raise ScenarioError(f"{wp.listen_netns}:{wp.listen_port}/udp (behind the published port) is already "
+                                    f"served by workloads[{servers[key]}]; publish another port",
+                                    ("workloads", wp.index, "port"))
+            servers[key] = wp.index
     for hname in sc.hosts:
         for r in g.nodes[hname]["routes"]:
             r.pop("_path", None)
     return comp
 
 
+# Drivers whose network is one address space across hosts (bridge networks are per host).
+_MULTI_HOST = ("overlay", "macvlan", "ipvlan")
+
+
+def _driver_of(sc: Scenario, net: str) -> str:
+    if net in ("bridge", "host", "none"):
+        return net
+    return sc.networks[net].driver
+
+
+def _vtep(g: nx.MultiDiGraph, host: str) -> IPv4Address | None:
+    """A host's VXLAN tunnel endpoint: the address of its first NIC (its swarm advertise address)."""
+    for _u, v, k in g.out_edges(host, data="kind"):
+        d = g.nodes[v]
+        if k == "member" and d["kind"] == "nic" and d["addrs"]:
+            return ipaddress.IPv4Interface(d["addrs"][0]).ip
+    return None
+
+
+def _build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str, str],
+                    subnets_in_use: list[IPv4Network]) -> dict[tuple[str, str], NetworkPlan]:
+    """IPAM and the driver of every network on every host that has members."""
+    net_order = ["bridge"] + [n for n in sc.networks]
+    members: dict[tuple[str, str], list[tuple[str, Any, int]]] = defaultdict(list)
+    for cname, c in sc.containers.items():
+        hname = _host_of(sc, cname)
+        for k, (net, attach) in enumerate(c.attachments()):
+            members[(net, hname)].append((cname, attach, k))
+    plans: dict[tuple[str, str], NetworkPlan] = {}
+    auto_subnets: dict[str, IPv4Network] = {}
+    parent_use: dict[tuple[str, str], tuple[str, str, str]] = {}
+    next_vni = VXLAN_ID_START
+    used_vnis: set[int] = set()
+    for spec in sc.networks.values():
+        vl = spec.options.get("com.docker.network.driver.overlay.vxlanid_list")
+        if spec.driver == "overlay" and vl:
+            used_vnis.add(int(vl))
+    for net in net_order:
+        spec = sc.networks.get(net)
+        driver = _driver_of(sc, net)
+        reg = driver_for(driver)
+        path = ("networks", net) if spec is not None else ("containers",)
+        options: dict[str, str] = dict(spec.options) if spec is not None else {}
+        multi = reg in _MULTI_HOST
+        subnet = gateway = None
+        addr_of: dict[str, IPv4Address] = {}
+        vni = None
+        if net == "bridge" or (reg in ("bridge",) + _MULTI_HOST and any(members.get((net, h)) for h in sc.hosts)):
+            if net == "bridge":
+                subnet = DEFAULT_BRIDGE_SUBNET
+            elif spec.subnet is not None:
+                subnet = spec.subnet
+            else:
+                try:
+                    if reg == "overlay":
+                        subnet = pick_global_subnet(subnets_in_use)
+                    else:
+                        subnet = pick_subnet(subnets_in_use + [DEFAULT_BRIDGE_SUBNET])
+                except IpamError as e:
+                    raise ScenarioError(str(e), path) from None
+                subnets_in_use.append(subnet)
+                auto_subnets[net] = subnet
+            gateway = spec.gateway if spec is not None else None
+            if multi:
+                # one allocation across hosts, in the order containers are declared (as if each
+                # host's network had been given a disjoint ip_range)
+                eps = [(cname, a) for cname, c in sc.containers.items() for (n, a) in c.attachments() if n == net]
+                hosts_on_it = [ipaddress.IPv4Interface(a).ip for _n, d in g.nodes(data=True) if d["kind"] == "nic"
+                               for a in d["addrs"] if ipaddress.IPv4Interface(a).ip in subnet]
+                try:
+                    gateway, addrs = allocate(subnet, gateway, [a.ipv4_address for _c, a in eps], hosts_on_it)
+                except IpamError as e:
+                    raise ScenarioError(str(e), path) from None
+                addr_of = {cname: addr for (cname, _a), addr in zip(eps, addrs)}
+            if reg == "overlay":
+                vl = options.get("com.docker.network.driver.overlay.vxlanid_list")
+                if vl:
+                    vni = int(vl)
+                else:
+                    while next_vni in used_vnis:
+                        next_vni += 1
+                    vni = next_vni
+                    used_vnis.add(vni)
+        mtu_opt = options.get("com.docker.network.driver.mtu")
+        mtu_given = (spec.mtu if spec is not None and spec.mtu else None) or (int(mtu_opt) if mtu_opt else None)
+        for hname in sc.hosts:
+            eps_h = members.get((net, hname), [])
+            # docker0 exists on every host that runs containers; other networks where they have members
+            if not eps_h and not (net == "bridge" and any(h == hname for (_n, h) in members)):
+                continue
+            plan_kw: dict[str, Any] = {}
+            if reg == "overlay":
+                vtep = _vtep(g, hname)
+                if vtep is None:
+                    raise ScenarioError(f"overlay network {net!r} needs an underlay: host {hname} has no NIC "
+                                        "(join it to the other hosts with links:)", path)
+                peers = []
+                for cname, c in sc.containers.items():
+                    ph = _host_of(sc, cname)
+                    if ph == hname:
+                        continue
+                    for k, (n, _a) in enumerate(c.attachments()):
+                        if n == net:
+                            peers.append(Peer(container=cname, sandbox=container_netns[cname], ifname=f"eth{k}",
+                                              address=addr_of[cname], host=ph, vtep=_vtep(g, ph)))
+                mtu = overlay_mtu(mtu_given, "encrypted" in options)
+                plan_kw.update(vni=vni, vtep=vtep, peers=tuple(peers))
+            elif reg in ("macvlan", "ipvlan"):
+                parent = options.get("parent")
+                if parent:
+                    pid = dev_id(hname, parent)
+                    if pid not in g or g.nodes[pid]["kind"] != "nic":
+                        nics = sorted(g.nodes[v]["ifname"] for _u, v, k in g.out_edges(hname, data="kind")
+                                      if k == "member" and g.nodes[v]["kind"] == "nic")
+                        raise ScenarioError(f"parent {parent} is not a NIC of host {hname} (its NICs: "
+                                            f"{', '.join(nics) or 'none'})", path + ("options", "parent"))
+                    key = (hname, parent)
+                    mode = options.get("macvlan_mode", "bridge") if reg == "macvlan" else options.get(
+                        "ipvlan_mode", "l2")
+                    prev = parent_use.setdefault(key, (reg, mode, net))
+                    if prev[2] != net:
+                        raise ScenarioError(f"{parent} of {hname} is already the parent of {prev[0]} network "
+                                            f"{prev[2]!r} (Docker: one macvlan/ipvlan network per parent interface)",
+                                            path + ("options", "parent"))
+                    if reg == "macvlan" and mode == "passthru" and len(eps_h) > 1:
+                        raise ScenarioError(f"macvlan passthru takes {parent} of {hname} over: only one container "
+                                            "per parent (the kernel refuses a second device with EINVAL)",
+                                            path + ("options", "macvlan_mode"))
+                    mtu = mtu_given or g.nodes[pid]["mtu"]
+                else:
+                    mtu = mtu_given or 1500
+                plan_kw.update(parent=parent)
+            else:
+                mtu = mtu_given or 1500
+            plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gateway, mtu=mtu,
+                               options=options, internal=bool(spec.internal) if spec else False,
+                               default=(net == "bridge"), **plan_kw)
+            endpoints: list[Endpoint] = []
+            if reg == "bridge":
+                try:
+                    gw, addrs = allocate(subnet, gateway, [a.ipv4_address for (_c, a, _k) in eps_h])
+                except IpamError as e:
+                    raise ScenarioError(str(e), path) from None
+                plan = dataclasses.replace(plan, gateway=gw)
+                prefix = options.get("com.docker.network.container_iface_prefix", "eth")
+                for (cname, _a, k), addr in zip(eps_h, addrs):
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"{prefix}{k}",
+                                              address=addr, gateway=(k == 0)))
+            elif multi:
+                for cname, _a, k in eps_h:
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"eth{k}",
+                                              address=addr_of[cname], gateway=(k == 0 and not plan.internal)))
+            else:
+                for cname, _a, k in eps_h:
+                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname="",
+                                              address=None, gateway=False))
+            plans[(net, hname)] = plan
+            frag = DRIVERS[reg](plan, endpoints)
+            _merge(g, frag, path)
+    _connect_tunnels(g)
+    return plans
+
+
+def _publish_ports(sc: Scenario, g: nx.MultiDiGraph, plans: dict[tuple[str, str], NetworkPlan],
+                   container_netns: dict[str, str]) -> None:
+    """Docker's nat rules and docker-proxy processes for the published ports of each host."""
+    from .scenario.check import parse_port
+
+    for hname, h in sc.hosts.items():
+        rules, seen = [], {}
+        for cname, c in sc.containers.items():
+            if _host_of(sc, cname) != hname or not c.ports:
+                continue
+            net = c.attachments()[0][0]
+            plan = plans[(net, hname)]
+            caddr = ipaddress.IPv4Interface(g.nodes[dev_id(container_netns[cname], "eth0")]["addrs"][0]).ip
+            for j, text in enumerate(c.ports):
+                host_ip, hp, cp, proto = parse_port(text)
+                key = (proto, hp)
+                if key in seen:
+                    raise ScenarioError(f"host port {hp}/{proto} of {hname} is already published by {seen[key]}",
+                                        ("containers", cname, "ports", j))
+                seen[key] = cname
+                rules.append({"proto": proto, "host_ip": host_ip, "host_port": hp, "to_addr": str(caddr),
+                              "to_port": cp, "bridge": bridge_ifname(plan), "container": cname})
+        masq = [{"subnet": str(p.subnet), "bridge": bridge_ifname(p)} for (n, hh), p in plans.items()
+                if hh == hname and p.driver == "bridge" and any(
+                    _host_of(sc, c) == hname and n in [m for m, _a in sc.containers[c].attachments()]
+                    for c in sc.containers)]
+        if not rules:
+            # MASQUERADE for bridge networks whose containers can reach other machines
+            if masq and len(sc.hosts) > 1 and h.daemon.iptables:
+                g.nodes[hname]["nat"] = {"userland_proxy": h.daemon.userland_proxy, "dnat": [], "masquerade": masq}
+            continue
+        if not h.daemon.iptables:
+            raise ScenarioError("published ports need Docker's iptables rules (daemon.iptables: true)",
+                                ("hosts", hname, "daemon", "iptables"))
+        g.nodes[hname]["nat"] = {"userland_proxy": h.daemon.userland_proxy, "dnat": rules, "masquerade": masq}
+
+
+def _etc_hosts(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str, str]) -> None:
+    """Each sandbox's /etc/hosts: its own hostname and the legacy --link entries (alias, name, hostname)."""
+    for cname, c in sc.containers.items():
+        ns = container_netns[cname]
+        node = g.nodes[ns]
+        hosts = node.setdefault("etc_hosts", {})
+        for link in c.links:
+            target, _, alias = link.partition(":")
+            tns = container_netns[target]
+            shared = [n for n, _a in c.attachments() if n in {m for m, _b in sc.containers[target].attachments()}]
+            addr = None
+            for k, (n, _a) in enumerate(sc.containers[target].attachments()):
+                if n == shared[0]:
+                    d = g.nodes.get(dev_id(tns, f"eth{k}"))
+                    addr = d["addrs"][0].split("/")[0] if d and d["addrs"] else None
+            if addr is None:
+                continue
+            for name in {alias or target, target, g.nodes[tns]["hostname"]}:
+                hosts[name] = addr
+
+
+def _connect_tunnels(g: nx.MultiDiGraph) -> None:
+    """``tunnel`` edges between the VXLAN devices of one overlay network on different hosts."""
+    by_net: dict[str, list[str]] = defaultdict(list)
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "vxlan":
+            by_net[d["network"]].append(n)
+    for devs in by_net.values():
+        for a in devs:
+            for b in devs:
+                if a != b:
+                    g.add_edge(a, b, kind="tunnel")
+
+
 def _merge(g: nx.MultiDiGraph, frag: nx.MultiDiGraph, path: tuple) -> None:
     for n, d in frag.nodes(data=True):
         if n in g:
-            if d.get("kind", "netns") == "netns" and g.nodes[n]["kind"] == "netns":
-                continue          # a namespace the fragment only refers to
+            if not d or (d.get("kind", "netns") == "netns" and g.nodes[n]["kind"] == "netns"):
+                continue          # a namespace or device the fragment only refers to
             raise ScenarioError(f"the driver created {n!r}, which already exists", path)
         if "kind" not in d:
             raise ScenarioError(f"the driver refers to {n!r}, which does not exist", path)
@@ -351,7 +570,7 @@ def build_fibs(g: nx.MultiDiGraph) -> dict[str, Fib]:
         if d["kind"] == "netns":
             fibs[n] = Fib()
     for n, d in g.nodes(data=True):
-        if d["kind"] == "netns":
+        if d["kind"] in ("netns", "switch"):
             continue
         dv = devs[n] = _Dev(n, d["mtu"])
         fib = fibs[d["netns"]]
@@ -416,7 +635,7 @@ def _l2_domains(g: nx.MultiDiGraph) -> dict[str, int]:
         if d["kind"] != "netns":
             und.add_node(n)
     for u, v, k in g.edges(data="kind"):
-        if k in ("veth", "master", "wire"):
+        if k in ("veth", "master", "wire", "tunnel", "lower", "port"):
             und.add_edge(u, v)
     dom = {}
     for i, comp in enumerate(sorted(nx.connected_components(und), key=lambda c: min(c))):
@@ -430,7 +649,7 @@ def trace_path(g: nx.MultiDiGraph, fibs: dict[str, Fib], src: str, daddr: int) -
     dom = _l2_domains(g)
     owners: dict[tuple[int, int], str] = {}          # (l2 domain, address) -> netns
     for n, d in g.nodes(data=True):
-        if d["kind"] in ("netns", "loopback"):
+        if d["kind"] in ("netns", "loopback", "switch"):
             continue
         for a in d["addrs"]:
             owners[(dom[n], int(ipaddress.IPv4Interface(a).ip))] = d["netns"]
@@ -507,16 +726,23 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
         daddr = str(IPv4Address(to))
         dst_ns = None
     except ValueError:
-        if to in comp.container_netns:
+        alias = comp.graph.nodes[src].get("etc_hosts", {}).get(to) if src in comp.graph else None
+        if alias is not None and to not in comp.container_netns:
+            to = alias                  # a --link alias, resolved through the sandbox's /etc/hosts
+        if alias is not None and to not in comp.container_netns:
+            dst_ns = None
+            daddr = alias
+        elif to in comp.container_netns:
             dst_ns = comp.container_netns[to]
         elif to in sc.hosts:
             dst_ns = to
         else:
             raise ScenarioError(f"unknown container, host or address {to!r}", ("workloads", i, "to")) from None
-        a = _address_of(comp, dst_ns, src)
-        if a is None:
-            raise ScenarioError(f"{to} has no address (its only interface is lo)", ("workloads", i, "to"))
-        daddr = a
+        if dst_ns is not None:
+            a = _address_of(comp, dst_ns, src)
+            if a is None:
+                raise ScenarioError(f"{to} has no address (its only interface is lo)", ("workloads", i, "to"))
+            daddr = a
     tr = trace_path(comp.graph, fibs, src, int(IPv4Address(daddr)))
     if not tr.ok:
         raise ScenarioError(f"unreachable: {tr.reason}{_cross_host_hint(comp, w, src, dst_ns)}",
@@ -529,14 +755,29 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
                  f"is on a network of {src_name} where nobody has it")
         raise ScenarioError(f"unreachable: {to}'s address {daddr} {where}"
                             f"{_cross_host_hint(comp, w, src, dst_ns)}", ("workloads", i, "to"))
-    if w.app == "udp_rr" and dst_ns is not None:
+    listen_ns, listen_port, via, hops = None, None, "", list(tr.hops)
+    nat = comp.graph.nodes[dst_ns].get("nat") if dst_ns is not None else None
+    if nat is not None:
+        rule = next((r for r in nat["dnat"] if r["proto"] == "udp" and r["host_port"] == w.port and
+                     (r["host_ip"] in (None, daddr) or daddr.startswith("127."))), None)
+        if rule is not None:
+            loop = daddr.startswith("127.")
+            from_bridge = src != dst_ns and comp.graph.nodes[src].get("host") == dst_ns and any(
+                g_d.get("master", "").endswith(":" + rule["bridge"]) for g_d in
+                (comp.graph.nodes[comp.graph.nodes[d].get("peer", d)] for d in comp.devices(src)))
+            via = "proxy" if nat["userland_proxy"] and (loop or from_bridge) else "dnat"
+            listen_ns = comp.container_netns[rule["container"]]
+            listen_port = rule["to_port"]
+            hops.append(listen_ns)
+            dst_ns = listen_ns
+    if w.app == "udp_rr" and dst_ns is not None and not via:
         src_addr = _source_addr(fibs, src, int(IPv4Address(daddr)))
         back = trace_path(comp.graph, fibs, dst_ns, src_addr)
         if not back.ok:
             raise ScenarioError(f"the response cannot come back: {back.reason}", ("workloads", i, "to"))
     name = w.name or f"{w.app}{i}"
     return WorkloadPlan(index=i, name=name, app=w.app, spec=w, src_netns=src, dst_netns=dst_ns, daddr=daddr,
-                        dport=w.port, path=tuple(tr.hops))
+                        dport=w.port, path=tuple(hops), listen_netns=listen_ns, listen_port=listen_port, via=via)
 
 
 def _cross_host_hint(comp: Compiled, w: Any, src: str, dst_ns: str | None) -> str:

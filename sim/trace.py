@@ -49,6 +49,11 @@ class Drop(enum.Enum):
     IP_NOPROTO = "IP_NOPROTO"              # no handler for the IP protocol
     NETFILTER_DROP = "NETFILTER_DROP"      # an iptables rule (Docker isolation) dropped it
     LINK_LOSS = "LINK_LOSS"                # the scenario's link impairment lost it on the wire
+    VXLAN_NO_REMOTE = "VXLAN_NO_REMOTE"    # vxlan_xmit: no FDB entry for the destination MAC
+    VXLAN_VNI_NOT_FOUND = "VXLAN_VNI_NOT_FOUND"   # vxlan_rcv: no device for the VNI
+    XFRM_INHDR = "XFRM_INHDR"              # ESP packet without a security association
+    MACVLAN_BROADCAST = "MACVLAN_BROADCAST_DROP"  # macvlan: broadcast queue full / mode forbids it
+    IPVLAN_DROP = "IPVLAN_DROP"            # ipvlan: l3 mode refuses broadcast/multicast, private mode
     NOT_SPECIFIED = "NOT_SPECIFIED"        # kfree_skb() without a reason (bridge: back out the ingress port)
 
 

@@ -240,8 +240,8 @@ CASES = [
         name: t
         networks:
           front:
-            driver: macvlan  # <-
-        """, "networks.front.driver", r"unknown driver 'macvlan'.*bridge"),
+            driver: weave  # <-
+        """, "networks.front.driver", r"unknown driver 'weave'.*bridge"),
     case("gateway-outside-subnet", """
         name: t
         networks:

@@ -28,3 +28,5 @@ def test_notebook_runs(path, tmp_path):
     assert "transactions, median round trip" in text or path.stem != "01-send-path"
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3 or path.stem != "01-send-path"
+    if path.stem == "03-docker-drivers":
+        assert "layers add up to the measured mean latency for every driver" in text and len(images) >= 2

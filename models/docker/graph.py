@@ -8,11 +8,19 @@ One ``networkx.MultiDiGraph`` describes a scenario's topology; every engine buil
   ``sysctls``, ``routes`` (besides the connected ones, which follow from addresses),
   ``isolation`` (Docker bridges between which forwarding is dropped);
 * a **device** node per interface, keyed ``"<netns>:<ifname>"``: ``kind`` (``loopback``,
-  ``veth``, ``bridge``, ``nic``), ``netns``, ``ifname``, ``mac``, ``mtu``, ``addrs``
-  (``"a.b.c.d/len"``), ``network`` (the Docker network it serves, if any), plus ``peer`` for a
-  veth, ``master`` for a bridge port, NIC parameters for a NIC;
+  ``veth``, ``bridge``, ``nic``, ``vxlan``, ``macvlan``, ``ipvlan``, ``dummy``), ``netns``, ``ifname``,
+  ``mac``, ``mtu``, ``addrs`` (``"a.b.c.d/len"``), ``network`` (the Docker network it serves, if
+  any) and ``scope`` (``global`` for the endpoints of a multi-host network, whose addresses are
+  unique across hosts), plus ``peer`` for a veth, ``master`` for a bridge port, NIC parameters
+  for a NIC; a ``vxlan`` has ``vni``, ``dstport``, ``local`` (its VTEP address), ``link_netns``
+  (where its UDP socket lives), ``fdb`` (MAC → remote VTEP) and ``neigh`` (address → MAC); a
+  ``macvlan``/``ipvlan`` has ``lower`` (its parent device) and ``mode``;
+* an overlay namespace (``role="overlay"``) per overlay network and host;
 * edges: ``member`` (netns → device), ``veth`` (both directions between the ends of a pair),
-  ``master`` (port → bridge), ``wire`` (both directions between two NICs, with ``delay_s``).
+  ``master`` (port → bridge), ``wire`` (both directions between two NICs, with ``delay_s``),
+  ``tunnel`` (between the VXLAN devices of one overlay network), ``lower`` (both directions
+  between a macvlan/ipvlan child and its parent), ``port`` (a NIC and the switch port it is
+  cabled to, both directions, with ``delay_s``).
 """
 
 from __future__ import annotations

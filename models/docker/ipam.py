@@ -9,6 +9,9 @@ is the first host address unless given; containers get addresses in the order th
 from the next one up, skipping fixed ``ipv4_address`` reservations (made first, as the
 daemon does when it creates containers that ask for them).
 
+Overlay networks (swarm scope) take the first free /24 of 10.0.0.0/8
+(``globalScopeDefaultNetworks``) and one address space across hosts.
+
 Scope and limitations: IPv4 only; ``ip_range``/``aux_addresses`` are not modelled; "the order
 containers join" is their order in the scenario file (compose starts services in dependency
 order, then by name).
@@ -21,9 +24,11 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
-__all__ = ["DEFAULT_BRIDGE_SUBNET", "default_pools", "pick_subnet", "allocate", "IpamError"]
+__all__ = ["DEFAULT_BRIDGE_SUBNET", "default_pools", "pick_subnet", "pick_global_subnet", "allocate", "IpamError",
+           "GLOBAL_POOL"]
 
 DEFAULT_BRIDGE_SUBNET = IPv4Network("172.17.0.0/16")
+GLOBAL_POOL = IPv4Network("10.0.0.0/8")      # globalScopeDefaultNetworks: swarm-scope (overlay), in /24s
 
 
 class IpamError(ValueError):
@@ -47,11 +52,24 @@ def pick_subnet(in_use: Sequence[IPv4Network]) -> IPv4Network:
     raise IpamError("all of Docker's default address pools are in use")
 
 
-def allocate(subnet: IPv4Network, gateway: IPv4Address | None, requests: Sequence[IPv4Address | None]
-             ) -> tuple[IPv4Address, list[IPv4Address]]:
-    """Gateway and one address per request (fixed ones kept), in request order."""
+def pick_global_subnet(in_use: Sequence[IPv4Network]) -> IPv4Network:
+    """The first /24 of the swarm pool 10.0.0.0/8 that overlaps nothing in ``in_use``.
+
+    (A real swarm's ``ingress`` network takes 10.0.0.0/24 first; simnet has no ingress.)"""
+    for cand in GLOBAL_POOL.subnets(new_prefix=24):
+        if not any(cand.overlaps(u) for u in in_use):
+            return cand
+    raise IpamError("the swarm address pool 10.0.0.0/8 is exhausted")
+
+
+def allocate(subnet: IPv4Network, gateway: IPv4Address | None, requests: Sequence[IPv4Address | None],
+             reserved: Iterable[IPv4Address] = ()) -> tuple[IPv4Address, list[IPv4Address]]:
+    """Gateway and one address per request (fixed ones kept), in request order.
+
+    ``reserved`` addresses are skipped (the hosts' own addresses on a macvlan/ipvlan subnet,
+    which a real network would keep out of the containers' ``ip_range``)."""
     gw = gateway if gateway is not None else next(subnet.hosts())
-    taken = {gw} | {r for r in requests if r is not None}
+    taken = {gw} | {r for r in requests if r is not None} | set(reserved)
     out: list[IPv4Address] = []
     pool = (h for h in subnet.hosts() if h not in taken)
     for r in requests:

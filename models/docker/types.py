@@ -6,7 +6,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-__all__ = ["NetworkPlan", "Endpoint"]
+__all__ = ["NetworkPlan", "Endpoint", "Peer"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """An endpoint of a multi-host network on another host (what Docker's gossip tells a host)."""
+
+    container: str
+    sandbox: str
+    ifname: str
+    address: IPv4Address
+    host: str
+    vtep: IPv4Address | None = None   # the other host's VXLAN tunnel endpoint (overlay)
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,11 @@ class NetworkPlan:
     options: Mapping[str, str] = field(default_factory=dict)
     internal: bool = False
     default: bool = False          # the predefined "bridge" network (docker0)
+    # multi-host drivers
+    vni: int | None = None         # overlay: the VXLAN network identifier
+    vtep: IPv4Address | None = None   # overlay: this host's tunnel endpoint (its advertise address)
+    peers: tuple[Peer, ...] = ()   # overlay: endpoints on other hosts
+    parent: str | None = None      # macvlan/ipvlan: the parent interface in the host namespace
 
 
 @dataclass(frozen=True)

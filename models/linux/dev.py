@@ -143,7 +143,7 @@ class Loopback(NetDevice):
             seg.charge(skb, "loopback_xmit")
         self.ns.skb_orphan(skb)
         skb.eth_dst = skb.eth_src = 0
-        if seg is not None and not seg.netif_rx(self, skb, self.ns.host.max_backlog):
+        if seg is not None and not seg.netif_rx(self.rx, skb, self.ns.host.max_backlog):
             self.rx_dropped += 1
             self.ns.kfree_skb(skb, Drop.CPU_BACKLOG, "loopback_xmit")
             return

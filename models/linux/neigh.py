@@ -213,6 +213,14 @@ class NeighTable:
     # -- output path -------------------------------------------------------------------
     def output(self, skb: Skb, dev: Any, nexthop: int) -> None:
         """neigh_output() / __neigh_event_send(): send, queue or start resolving."""
+        if dev.noarp:
+            # arp_constructor(): NUD_NOARP, the device's own address as the destination
+            seg = self.ctx.seg
+            if seg is not None:
+                seg.charge(skb, "neigh_output")
+            skb.eth_dst = skb.eth_src = dev.mac
+            dev.queue_xmit(skb)
+            return
         n = dev.neigh.get(nexthop)
         if n is None:
             n = dev.neigh[nexthop] = Neighbour(self, dev, nexthop, self.ctx.vnow())

@@ -101,6 +101,10 @@ class Netns:
         self.reasm = Reassembly(self)
         self.icmp = Icmp(self)
         self.forward_filter: Callable[[Skb, NetDevice, NetDevice], str | None] | None = None
+        # other IP protocols delivered locally (ESP for Docker's encrypted overlay): proto -> handler
+        self.ip_protos: dict[int, Callable[[Skb], None]] = {}
+        self.nf: Any = None          # netfilter.Netfilter when the namespace has NAT rules
+        self.proxies: list[Any] = []  # docker-proxy processes (models.apps.docker_proxy)
         self.pmtu: dict[int, tuple[int, float]] = {}
         self.snmp_ip = dict.fromkeys(IP_FIELDS, 0)
         self.snmp_ip["Forwarding"] = 1 if params.ip.ip_forward else 2
@@ -217,6 +221,14 @@ class Netns:
     def ip_local_out(self, skb: Skb, rt: Route) -> None:
         """ip_local_out() for a locally generated packet with its header built."""
         self.snmp_ip["OutRequests"] += 1
+        nf = self.nf
+        if nf is not None and nf.output(skb):       # DNAT: ip_route_me_harder()
+            rt2 = self.route_output(skb.daddr)
+            if rt2 is None:
+                self.snmp_ip["OutNoRoutes"] += 1
+                self.kfree_skb(skb, Drop.NO_ROUTE, "ip_route_me_harder")
+                return
+            rt = rt2
         self.ip_output(skb, rt)
 
     def ip_output(self, skb: Skb, rt: Route) -> None:
@@ -224,6 +236,8 @@ class Netns:
         seg = self.ctx.seg
         if seg is not None:
             seg.charge(skb, "ip_output")
+        if self.nf is not None:
+            self.nf.postrouting(skb, rt.dev)
         mtu = self.path_mtu(rt, skb.daddr)
         if skb.l3_len > mtu:
             ip_fragment(self, skb, rt, mtu)
@@ -273,6 +287,8 @@ class Netns:
         seg = self.ctx.seg
         if seg is not None:
             seg.charge(skb, "ip_rcv")
+        if self.nf is not None:
+            self.nf.prerouting(skb, dev)
         rt = self.fib.lookup(skb.daddr)
         if (rt is not None and rt.rtype != RTN_UNICAST) or skb.daddr == 0xFFFFFFFF:
             self.ip_local_deliver(skb, dev, pt)
@@ -293,11 +309,15 @@ class Netns:
             if skb is None:
                 return
         self.snmp_ip["InDelivers"] += 1
+        if self.nf is not None:
+            self.nf.confirm(skb)
         proto = skb.proto
         if proto == IPPROTO_UDP:
             self.udp.rcv(skb, pt)
         elif proto == IPPROTO_ICMP:
             self.icmp.rcv(skb)
+        elif proto in self.ip_protos:
+            self.ip_protos[proto](skb)
         else:
             self.snmp_ip["InUnknownProtos"] += 1
             self.icmp.send(skb, 3, 2, pt=pt)

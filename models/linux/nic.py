@@ -12,7 +12,10 @@ and is serialised at line rate. A frame occupies the wire for
 link's propagation delay. TX completion (end of serialisation) frees the socket's send-buffer
 charge.
 
-Receive: the peer NIC filters on its MAC (unless promiscuous) and the NAPI poll runs on the
+Receive: the peer NIC filters on its MAC and its secondary unicast addresses (macvlan
+children's MACs, up to ``uc_filter_slots`` in the hardware filter, beyond which the kernel
+sets the NIC promiscuous; refused frames count in ``mac_filter_drops``), unless promiscuous,
+and the NAPI poll runs on the
 CPU that the flow's RSS hash selects; the driver counts the frame there (a padded 42-byte ARP
 frame counts 60 bytes), which is also where a capture sees it.
 
@@ -115,12 +118,35 @@ class Nic(NetDevice):
         self.tx_ring = params.tx_ring_pkts
         self.ring_ends: deque[float] = deque()   # serialisation end times of frames on the ring
         self.last_end = 0.0
-        self.peer: Nic | None = None
+        self.peer: Nic | None = None      # the other end of the cable: a NIC or a switch port
         self.delay_s = 0.0
         self.wake_pending = False
         self._wire_extra = params.l1_overhead_bytes
         self._min_frame = params.min_frame_bytes
         self.busy_s = 0.0
+        # secondary unicast addresses (macvlan children): the hardware filter, then promiscuous
+        self.uc_addrs: set[int] = set()
+        self.uc_filter_slots = params.uc_filter_slots
+        self.uc_promisc = False
+        self.promiscuity = 0
+        self.mac_filter_drops = 0
+
+    def uc_add(self, mac: int) -> None:
+        """dev_uc_add() + __dev_set_rx_mode(): into the filter, or promiscuous when it is full."""
+        self.uc_addrs.add(mac)
+        if len(self.uc_addrs) > self.uc_filter_slots and not self.uc_promisc:
+            self.uc_promisc = True
+            self.set_promisc(True)
+
+    def set_promisc(self, on: bool) -> None:
+        """dev_set_promiscuity(±1)."""
+        self.promiscuity += 1 if on else -1
+        self.promisc = self.promiscuity > 0
+
+    def filter_stats(self) -> dict[str, int | bool]:
+        return {"promisc": self.promisc, "promiscuity": self.promiscuity, "uc_promisc": self.uc_promisc,
+                "uc_addresses": len(self.uc_addrs), "uc_filter_slots": self.uc_filter_slots,
+                "mac_filter_drops": self.mac_filter_drops}
 
     @property
     def carrier(self) -> bool:
@@ -232,7 +258,10 @@ class Nic(NetDevice):
     # -- receive ---------------------------------------------------------------------
     def _arrive(self, skb: Skb) -> None:
         """The last bit arrived: the MAC filter, then NAPI on the RSS CPU."""
-        if not self.promisc and pkt_type(skb.eth_dst, self.mac) == PACKET_OTHERHOST:
+        dst = skb.eth_dst
+        if (not self.promisc and dst != self.mac and pkt_type(dst, self.mac) == PACKET_OTHERHOST
+                and dst not in self.uc_addrs):
+            self.mac_filter_drops += 1
             self.ns.kfree_skb(skb, Drop.OTHERHOST, "nic_mac_filter")
             return
         self.ns.host.rss_cpu(skb).submit(self._napi, skb, skb)

@@ -130,6 +130,10 @@ class NicParams:
     l1_overhead_bytes: int = knob(24, unit="bytes", src="IEEE 802.3: preamble+SFD 8, FCS 4, IFG 12",
                                   help="wire bytes per frame beyond the 14-byte header and payload")
     min_frame_bytes: int = knob(60, unit="bytes", src="ETH_ZLEN", help="frames are padded to this before the FCS")
+    uc_filter_slots: int = knob(64, unit="addresses", src="driver-specific perfect unicast filter (virtio_net "
+                                "VIRTIO_NET_CTRL_MAC table; ixgbe 128 RAR entries); ESTIMATE",
+                                help="secondary MACs (macvlan children) the NIC filters in hardware; beyond "
+                                     "them the kernel makes it promiscuous (uc_promisc)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ __all__ = [
     "IPPROTO_ICMP",
     "IPPROTO_UDP",
     "IPPROTO_TCP",
+    "IPPROTO_ESP",
     "ETH_HLEN",
     "IP_HLEN",
     "UDP_HLEN",
@@ -48,6 +49,7 @@ ETH_P_ARP = 0x0806
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+IPPROTO_ESP = 50
 ETH_HLEN = 14
 IP_HLEN = 20
 UDP_HLEN = 8
@@ -110,6 +112,11 @@ class Skb:
         "icmp_type", "icmp_code", "icmp_quote",
         # application data carried in the payload (as iperf does): flow, seq, send time, kind
         "app",
+        # tunnels: the encapsulated inner frame (an Skb) of a VXLAN packet; ESP (SPI, sequence
+        # number, pad length) when the outer packet is IPsec-protected
+        "encap", "vni", "esp",
+        # netfilter: the conntrack entry and direction of this packet in the current namespace
+        "nfct",
     )
 
     def __init__(self) -> None:
@@ -144,6 +151,10 @@ class Skb:
         self.icmp_code = 0
         self.icmp_quote: Skb | None = None
         self.app: Any = None
+        self.encap: Skb | None = None
+        self.vni = 0
+        self.nfct: tuple | None = None
+        self.esp: tuple[int, int, int] | None = None
 
     @property
     def frame_len(self) -> int:

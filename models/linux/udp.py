@@ -216,6 +216,8 @@ class UdpTable:
     def __init__(self, ns: "Netns") -> None:
         self.ns = ns
         self.socks: dict[int, UdpSock] = {}
+        # encapsulation sockets (udp_tunnel: VXLAN), by port: their encap_rcv takes the datagram
+        self.encap: dict[int, Any] = {}
         span = _PORT_HI - _PORT_LO + 1
         self._next = _PORT_LO + int(ns.ctx.rng(f"udp-ports:{ns.name}").integers(0, span))
 
@@ -247,6 +249,13 @@ class UdpTable:
         if seg is not None:
             seg.charge(skb, "udp_rcv")
         sock = self.socks.get(skb.dport)
+        if sock is None and self.encap:
+            enc = self.encap.get(skb.dport)
+            if enc is not None:
+                # udp_queue_rcv_one_skb(): an encapsulation socket's datagram counts in InDatagrams
+                ns.snmp_udp["InDatagrams"] += 1
+                enc.encap_rcv(skb)
+                return
         if sock is None:
             ns.snmp_udp["NoPorts"] += 1
             ns.icmp.send(skb, 3, 3, pt=pt)

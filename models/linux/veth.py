@@ -45,7 +45,7 @@ class Veth(NetDevice):
             peer.rx(skb)
             return
         seg.charge(skb, "veth_xmit")
-        if seg.netif_rx(peer, skb, self.ns.host.max_backlog):
+        if seg.netif_rx(peer.rx, skb, self.ns.host.max_backlog):
             self.count_tx(skb)
         else:
             self.tx_dropped += 1

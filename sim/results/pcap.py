@@ -2,7 +2,9 @@
 
 Frames are rebuilt from an :class:`~simnet.models.linux.skb.Skb`'s headers: Ethernet, ARP,
 IPv4 (with its header checksum), UDP (checksum over the pseudo-header and the datagram; the
-payload is zeros) and ICMP errors quoting the offending packet. Files use the
+payload is zeros) and ICMP errors quoting the offending packet; a VXLAN packet carries the
+VXLAN header and the inner frame's bytes (sliced across outer fragments), an ESP packet its
+SPI and sequence number followed by zeros (the ciphertext). Files use the
 nanosecond-resolution pcap format (magic ``0xa1b23c4d``), link type Ethernet.
 """
 
@@ -13,7 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from simnet.models.linux.skb import ETH_P_ARP, IPPROTO_ICMP, IPPROTO_UDP, Skb
+from simnet.models.linux.skb import ETH_P_ARP, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_UDP, Skb
 
 __all__ = ["PcapWriter", "frame_bytes", "ip_checksum"]
 
@@ -35,18 +37,25 @@ def _mac(n: int) -> bytes:
 
 def _ip_header(skb: Skb, l3_len: int, frag_off: int, mf: bool, df: bool) -> bytes:
     flags = (0x4000 if df else 0) | (0x2000 if mf else 0) | ((frag_off // 8) & 0x1FFF)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, skb.tos, l3_len, skb.ip_id, flags, skb.ttl, skb.proto, 0,
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, skb.tos, l3_len, skb.ip_id, flags, skb.ttl,
+                      IPPROTO_ESP if skb.esp is not None else skb.proto, 0,
                       skb.saddr.to_bytes(4, "big"), skb.daddr.to_bytes(4, "big"))
     c = ip_checksum(hdr)
     return hdr[:10] + struct.pack("!H", c) + hdr[12:]
 
 
-def _udp_header(skb: Skb) -> bytes:
+def _udp_header(skb: Skb, payload: bytes = b"") -> bytes:
     ulen = skb.udp_len
     pseudo = skb.saddr.to_bytes(4, "big") + skb.daddr.to_bytes(4, "big") + struct.pack("!BBH", 0, IPPROTO_UDP, ulen)
     hdr = struct.pack("!HHHH", skb.sport, skb.dport, ulen, 0)
-    c = ip_checksum(pseudo + hdr) or 0xFFFF     # zero payload adds nothing to the sum
+    c = ip_checksum(pseudo + hdr + payload) or 0xFFFF     # a zero payload adds nothing to the sum
     return struct.pack("!HHHH", skb.sport, skb.dport, ulen, c)
+
+
+def _vxlan_datagram(skb: Skb) -> bytes:
+    """The whole outer UDP datagram of a VXLAN packet: UDP header, VXLAN header (flags I, VNI), inner frame."""
+    payload = struct.pack("!II", 0x08000000, (skb.vni & 0xFFFFFF) << 8) + frame_bytes(skb.encap)
+    return _udp_header(skb, payload) + payload
 
 
 def _ip_packet(skb: Skb) -> bytes:
@@ -54,7 +63,12 @@ def _ip_packet(skb: Skb) -> bytes:
     l3 = skb.l3_len
     hdr = _ip_header(skb, l3, skb.frag_off, skb.mf, skb.df)
     body_len = l3 - 20
-    if skb.proto == IPPROTO_UDP:
+    if skb.esp is not None:
+        spi, seq, _pad = skb.esp
+        body = struct.pack("!II", spi, seq) + bytes(body_len - 8)     # IV, ciphertext, trailer, ICV
+    elif skb.encap is not None:
+        body = _vxlan_datagram(skb)[skb.frag_off: skb.frag_off + body_len]
+    elif skb.proto == IPPROTO_UDP:
         if skb.frag_off == 0:
             body = _udp_header(skb) + bytes(max(0, body_len - 8))
             body = body[:body_len]

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["write_plots", "plot_latency_cdf", "plot_breakdown", "plot_topology"]
+__all__ = ["write_plots", "plot_latency_cdf", "plot_breakdown", "plot_topology", "plot_flows"]
 
 _META = {"metadata": {"Software": None}}   # keep PNG bytes free of version stamps
 
@@ -97,7 +97,9 @@ def plot_topology(graph, ax=None, title: str = ""):
             ax.add_patch(matplotlib.patches.FancyBboxPatch((x0 - 0.3, y0 - 0.5), w, 1.4, boxstyle="round,pad=0.05",
                                                            fc="#e8f0fe" if role == "host" else "#fef7e0", ec="#555"))
             host_c = graph.nodes[n].get("containers") or []
-            label = f"{n} ({role})" + (f" + {', '.join(host_c)}" if role == "host" and host_c else "")
+            uts = graph.nodes[n].get("uts") or {}
+            label = f"{n} ({role})" + (f" + {', '.join(f'{c} (uts:{uts.get(c, c)})' for c in host_c)}"
+                                       if role == "host" and host_c else "")
             ax.text(x0 - 0.2, y0 + 0.65, f"{label}  uts:{graph.nodes[n]['hostname']}", fontsize=7, va="bottom")
             for di, d in enumerate(devs):
                 pos[d] = (x0 + 0.5 + di * 1.05, y0)
@@ -122,6 +124,30 @@ def plot_topology(graph, ax=None, title: str = ""):
     return ax
 
 
+def plot_flows(res: "Results", axes=None):
+    """Median latency and goodput per flow, side by side (e.g. one flow per Docker driver)."""
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        axes = plt.figure(figsize=(10, 0.8 + 0.35 * max(1, len(res.flows)))).subplots(1, 2)
+    names = [f.name for f in res.flows]
+    y = np.arange(len(names))
+    lat = [f.latency(0.5) * 1e6 if len(f.latencies_s) else 0.0 for f in res.flows]
+    gp = [f.goodput_bps / 1e6 for f in res.flows]
+    axes[0].barh(y, lat, color="#1a73e8")
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    axes[0].set_xlabel("median latency (µs)")
+    axes[1].barh(y, gp, color="#188038")
+    axes[1].set_yticks(y, [])
+    axes[1].invert_yaxis()
+    axes[1].set_xlabel("goodput (Mbit/s)")
+    axes[0].set_title(f"{res.scenario}: latency and throughput per flow", loc="left")
+    for ax in axes:
+        ax.grid(alpha=0.3, axis="x")
+    return axes
+
+
 def write_plots(res: "Results", out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     nflows = max(1, sum(1 for f in res.flows if f.layer_packets))
@@ -133,3 +159,6 @@ def write_plots(res: "Results", out: Path) -> None:
         fig = Figure(figsize=size)
         draw(fig.subplots())
         fig.savefig(out / name, dpi=110, bbox_inches="tight", **_META)
+    fig = Figure(figsize=(10, 0.8 + 0.35 * max(1, len(res.flows))))
+    plot_flows(res, fig.subplots(1, 2))
+    fig.savefig(out / "flows.png", dpi=110, bbox_inches="tight", **_META)

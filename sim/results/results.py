@@ -44,8 +44,10 @@ __all__ = ["Results", "FlowResult", "collect", "LAYER_ORDER"]
 # The order in which layers are listed: the send path, the wire, the receive path.
 LAYER_ORDER = ["sndbuf", "cpu_wait", "cpu:syscall", "cpu:udp_sendmsg", "cpu:ip_output", "cpu:ip_fragment",
                "cpu:neigh_output", "arp", "cpu:dev_queue_xmit", "cpu:driver_xmit", "cpu:loopback_xmit",
-               "cpu:veth_xmit", "cpu:bridge", "cpu:br_netfilter", "qdisc", "serialisation", "propagation",
-               "cpu:napi_rx", "cpu:netif_receive", "cpu:ip_rcv", "cpu:ip_forward", "cpu:ip_defrag", "cpu:udp_rcv",
+               "cpu:veth_xmit", "cpu:bridge", "cpu:br_netfilter", "cpu:macvlan_xmit", "cpu:ipvlan_xmit",
+               "cpu:nf_conntrack", "cpu:nf_nat", "cpu:vxlan_xmit", "cpu:esp_output", "qdisc", "serialisation", "propagation",
+               "cpu:napi_rx", "cpu:netif_receive", "cpu:ip_rcv", "cpu:ip_forward", "cpu:ip_defrag", "cpu:esp_input", "cpu:vxlan_rcv", "cpu:macvlan_rcv",
+               "cpu:macvlan_bc", "cpu:ipvlan_rcv", "cpu:udp_rcv",
                "cpu:siblings", "socket_rx", "cpu:udp_recvmsg"]
 
 
@@ -166,7 +168,24 @@ class Results:
             "flows": [_clean(f.row()) for f in self.flows],
             "drops": self.drops,
             "ledger": self.ledger,
+            "sandboxes": self.sandboxes(),
         }
+
+    def sandboxes(self) -> dict[str, Any]:
+        """Per container: its network namespace, host, UTS hostname and /etc/hosts entries."""
+        g = self.graph
+        out: dict[str, Any] = {}
+        if g is None:
+            return out
+        for n, d in sorted(g.nodes(data=True)):
+            if d.get("kind") != "netns":
+                continue
+            for c in d.get("containers") or []:
+                host_ns = d["role"] == "host"
+                out[c] = {"netns": n, "host": d["host"],
+                          "hostname": (d.get("uts") or {}).get(c, d["hostname"]) if host_ns else d["hostname"],
+                          "etc_hosts": dict(sorted((d.get("etc_hosts") or {}).items()))}
+        return dict(sorted(out.items()))
 
     # -- files ---------------------------------------------------------------------------
     def write(self, out: Path, *, plots: bool = True) -> None:
@@ -265,6 +284,21 @@ def collect(comp: "Compiled", net: Any, *, sim_time_s: float, wall_s: float, eve
             "arp": ns.arp_counters(),
             "qdisc": {ifname: d.qdisc.stats() for ifname, d in sorted(ns.devices.items()) if hasattr(d, "qdisc")},
         }
+        if ns.nf is not None:
+            counters[name]["netfilter"] = ns.nf.counters()
+        if ns.proxies:
+            counters[name]["docker_proxy"] = [p.counters() for p in ns.proxies]
+        if comp.graph.nodes[name].get("etc_hosts"):
+            counters[name]["etc_hosts"] = dict(sorted(comp.graph.nodes[name]["etc_hosts"].items()))
+        nic = {ifname: d.filter_stats() for ifname, d in sorted(ns.devices.items()) if hasattr(d, "filter_stats")}
+        if nic:
+            counters[name]["nic"] = nic
+    for name in sorted(getattr(net, "switches", {})):
+        sw = net.switches[name]
+        counters[name] = {"hostname": name, "host": None, "containers": [], "switch": True,
+                          "dev": {p.ifname: p.stats() for p in sw.ports}, "snmp": {}, "arp": {},
+                          "qdisc": {}, "filtered": sw.filtered,
+                          "fdb": {f"{m:012x}": e[0].ifname for m, e in sorted(sw.fdb.items())}}
     originated = dict(sorted(tracer.originated.items()))
     delivered = dict(sorted(tracer.delivered.items()))
     dropped = {k: {r.value: n for r, n in sorted(c.items(), key=lambda x: x[0].value)}

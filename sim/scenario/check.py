@@ -20,7 +20,8 @@ from .spec import PREDEFINED_NETWORKS, Scenario
 
 __all__ = ["check"]
 
-_KNOWN_DRIVERS_TEXT = "bridge, host, none"
+def _known_drivers_text() -> str:
+    return ", ".join(sorted({"none" if d == "null" else d for d in DRIVERS}))
 
 
 def _check_sysctls(sysctls: dict[str, Any], path: tuple) -> None:
@@ -37,6 +38,24 @@ def _check_sysctls(sysctls: dict[str, Any], path: tuple) -> None:
             s.convert(value)
         except ValueError as e:
             raise ScenarioError(f"bad value: {e}", path + (name,)) from None
+
+
+def parse_port(text: str) -> tuple[str | None, int, int, str]:
+    """Docker's ``-p`` syntax ``[hostip:]hostport:containerport[/proto]`` → (hostip, hostport, port, proto)."""
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"protocol {proto!r} (expected tcp or udp)")
+    parts = spec.rsplit(":", 2)
+    if len(parts) < 2:
+        raise ValueError("expected hostport:containerport (a random host port is not modelled)")
+    host_ip = parts[0] if len(parts) == 3 else None
+    if host_ip is not None:
+        ipaddress.IPv4Address(host_ip)
+    hp, cp = parts[-2], parts[-1]
+    if not (hp.isdigit() and cp.isdigit() and 1 <= int(hp) <= 65535 and 1 <= int(cp) <= 65535):
+        raise ValueError("ports are integers from 1 to 65535 (port ranges are not modelled)")
+    return host_ip, int(hp), int(cp), proto
 
 
 def check(sc: Scenario) -> None:
@@ -59,12 +78,28 @@ def check(sc: Scenario) -> None:
 
     # links
     subnets: list[tuple[IPv4Network, tuple]] = []
+    for sw, sspec in sc.switches.items():
+        if sw in hosts or sw in sc.containers:
+            raise ScenarioError(f"{sw!r} names both a switch and a host or container", ("switches", sw))
+        if sspec.subnet is not None:
+            subnets.append((sspec.subnet, ("switches", sw, "subnet")))
     for i, link in enumerate(sc.links):
         ends = []
+        sw_ends = [ep for ep in link.endpoints if ep in sc.switches]
+        if len(sw_ends) == 2:
+            raise ScenarioError("a link joins a host to another host or to a switch, not two switches",
+                                ("links", i, "endpoints"))
+        if sw_ends and link.subnet is not None:
+            raise ScenarioError(f"the addresses on a switch come from switches.{sw_ends[0]}.subnet",
+                                ("links", i, "subnet"))
         for j, ep in enumerate(link.endpoints):
+            if ep in sc.switches:
+                ends.append(ep)
+                continue
             hname, sep, ifname = ep.partition(":")
             if hname not in hosts:
-                raise ScenarioError(f"unknown host {hname!r} (hosts: {', '.join(hosts)})",
+                raise ScenarioError(f"unknown host {hname!r} (hosts: {', '.join(hosts)}"
+                                    + (f"; switches: {', '.join(sc.switches)}" if sc.switches else "") + ")",
                                     ("links", i, "endpoints", j))
             if sep and (not ifname or len(ifname) > 15):
                 raise ScenarioError(f"bad interface name {ifname!r} (expected host:ifname, ifname 1 to 15 "
@@ -87,7 +122,7 @@ def check(sc: Scenario) -> None:
             raise ScenarioError(f"{net!r} is a predefined network; give yours another name", path)
         reg = driver_for(spec.driver)
         if reg not in DRIVERS or spec.driver == "null":
-            raise ScenarioError(f"unknown driver {spec.driver!r} (known: {_KNOWN_DRIVERS_TEXT})", path + ("driver",))
+            raise ScenarioError(f"unknown driver {spec.driver!r} (known: {_known_drivers_text()})", path + ("driver",))
         if reg in ("host", "null"):
             raise ScenarioError(f"only one {spec.driver} network exists; use the predefined network "
                                 f"'{spec.driver}' instead", path + ("driver",))
@@ -100,6 +135,18 @@ def check(sc: Scenario) -> None:
                 if not val.isdigit() or not 68 <= int(val) <= 65535:
                     raise ScenarioError(f"MTU must be an integer from 68 to 65535 (IPv4 needs at least 68), "
                                         f"got {val!r}", path + ("options", opt))
+            if opt == "com.docker.network.driver.overlay.vxlanid_list" and (
+                    not val.isdigit() or not 1 <= int(val) < 2 ** 24):
+                raise ScenarioError(f"a VNI is an integer from 1 to 16777215 (simnet takes one), got {val!r}",
+                                    path + ("options", opt))
+            if opt == "parent" and "." in val:
+                raise ScenarioError("802.1Q sub-interfaces (parent.vlan) are not modelled; give the NIC itself",
+                                    path + ("options", opt))
+            allowed = {"macvlan_mode": ("bridge", "vepa", "private", "passthru"), "ipvlan_mode": ("l2", "l3"),
+                       "ipvlan_flag": ("bridge",)}.get(opt)
+            if allowed is not None and val not in allowed:
+                raise ScenarioError(f"{val!r} is not modelled (choose from {', '.join(allowed)})",
+                                    path + ("options", opt))
             if opt == "com.docker.network.bridge.name" and (len(val) > 15 or not val):
                 raise ScenarioError("interface names are 1 to 15 characters", path + ("options", opt))
         if spec.gateway is not None and spec.subnet is None:
@@ -114,8 +161,14 @@ def check(sc: Scenario) -> None:
                 raise ScenarioError(f"{spec.subnet} overlaps the default bridge's {DEFAULT_BRIDGE_SUBNET}",
                                     path + ("subnet",))
             subnets.append((spec.subnet, path + ("subnet",)))
+    lan_nets = {("networks", n, "subnet") for n, sp in sc.networks.items() if sp.driver in ("macvlan", "ipvlan")}
+    wires = {p for _s, p in subnets if p[0] in ("links", "switches")}
     for a in range(len(subnets)):
         for b in range(a):
+            # a macvlan/ipvlan network is usually the very subnet of its parent's segment
+            pair = {subnets[a][1], subnets[b][1]}
+            if pair & lan_nets and pair & wires:
+                continue
             if subnets[a][0].overlaps(subnets[b][0]):
                 from .loader import fmt_path
 
@@ -159,6 +212,23 @@ def check(sc: Scenario) -> None:
                 if key in used:
                     raise ScenarioError(f"address {a.ipv4_address} is already used by {used[key]}", apath)
                 used[key] = cname
+        for j, ptext in enumerate(c.ports):
+            try:
+                parse_port(ptext)
+            except ValueError as e:
+                raise ScenarioError(f"bad published port {ptext!r}: {e}", path + ("ports", j)) from None
+            first = names[0] if names else "bridge"
+            if first not in ("bridge",) and (sc.networks.get(first) is None or sc.networks[first].driver != "bridge"):
+                raise ScenarioError("published ports are modelled for containers whose first network is a bridge "
+                                    "network (Docker ignores -p with --network host)", path + ("ports", j))
+        for j, ltext in enumerate(c.links):
+            target = ltext.partition(":")[0]
+            if target not in sc.containers:
+                raise ScenarioError(f"--link to unknown container {target!r}", path + ("links", j))
+            shared = set(names) & {n for n, _a in sc.containers[target].attachments()}
+            if not shared or sc.containers[target].host != c.host:
+                raise ScenarioError(f"cannot link to {target}: it shares no network with {cname}",
+                                    path + ("links", j))
         if len(set(names)) != len(names):
             k = next(k for k, n in enumerate(names) if n in names[:k])
             raise ScenarioError(f"network {names[k]!r} is listed twice", path + ("networks", k))
@@ -179,7 +249,7 @@ def check(sc: Scenario) -> None:
             raise ScenarioError("give either interval or rate, not both", path + ("rate",))
         if w.app == "udp" and w.rate is not None and w.payload == 0:
             raise ScenarioError("a rate needs a payload above 0 bytes", path + ("rate",))
-        key = (w.to, "udp", w.port)
+        key = ((w.from_, w.to) if w.to.startswith("127.") else w.to, "udp", w.port)
         if key in servers and w.listen:
             raise ScenarioError(f"port {w.port}/udp on {w.to} is already served by workloads[{servers[key]}]",
                                 path + ("port",))

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from simnet.units import UnitError, parse_rate, parse_size, parse_time
 
 __all__ = [
-    "Scenario", "HostSpec", "NicSpec", "RouteSpec", "DaemonSpec", "LinkSpec", "NetworkSpec", "AttachSpec",
+    "Scenario", "HostSpec", "NicSpec", "RouteSpec", "DaemonSpec", "LinkSpec", "SwitchSpec", "NetworkSpec", "AttachSpec",
     "ContainerSpec", "UdpWorkload", "UdpRrWorkload", "Workload", "RunSpec", "PREDEFINED_NETWORKS",
     "RENAMED_KEYS",
 ]
@@ -121,6 +121,8 @@ class DaemonSpec(_Strict):
 
     iptables: bool = Field(True, description="Docker manages iptables (isolation between bridge networks)")
     ip_forward: bool = Field(True, description="Docker enables net.ipv4.ip_forward")
+    userland_proxy: bool = Field(True, description="docker-proxy relays the host's own (127.0.0.1) and hairpin "
+                                                   "traffic to published ports (dockerd --userland-proxy)")
 
 
 class HostSpec(_Strict):
@@ -135,8 +137,18 @@ class HostSpec(_Strict):
     daemon: DaemonSpec = DaemonSpec()
 
 
+class SwitchSpec(_Strict):
+    """An external Ethernet switch: hosts cabled to it (``links:``) share one broadcast domain."""
+
+    subnet: Subnet | None = Field(None, description="addresses of the hosts' NICs on it (default 10.0.<n>.0/24)")
+    hairpin: bool = Field(False, description="reflective relay (802.1Qbg) on every port: frames may leave through "
+                                             "the port they came in on, as macvlan/ipvlan vepa mode needs")
+    ageing: Time = Field(300.0, description="MAC table ageing time")
+    queue: Annotated[int, Field(ge=1)] = Field(1000, description="egress queue per port, frames")
+
+
 class LinkSpec(_Strict):
-    """A cable between two hosts' NICs: ``host`` or ``host:ifname`` at each end."""
+    """A cable between two hosts' NICs, or a host's NIC and a switch: ``host``, ``host:ifname`` or a switch."""
 
     endpoints: Annotated[list[str], Field(min_length=2, max_length=2)]
     delay: Time = Field(0.0, description="one-way propagation delay")
@@ -168,6 +180,10 @@ class ContainerSpec(_Strict):
     networks: list[str] | dict[str, AttachSpec | None] | None = None
     hostname: Name | None = None
     sysctls: dict[str, int | str] = Field(default_factory=dict)
+    ports: list[str] = Field(default_factory=list, description="published ports, Docker's syntax: "
+                             "[hostip:]hostport:containerport[/udp|tcp]")
+    links: list[str] = Field(default_factory=list, description="legacy --link: name or name:alias (an /etc/hosts "
+                                                               "entry in this container)")
 
     def attachments(self) -> list[tuple[str, AttachSpec]]:
         """(network, endpoint settings) in declaration order; the default bridge if none."""
@@ -241,6 +257,7 @@ class Scenario(_Strict):
     description: str = ""
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 1
     hosts: dict[Name, HostSpec] = Field(default_factory=lambda: {"host": HostSpec()})
+    switches: dict[Name, SwitchSpec] = Field(default_factory=dict)
     links: list[LinkSpec] = Field(default_factory=list)
     networks: dict[Name, NetworkSpec] = Field(default_factory=dict)
     containers: dict[Name, ContainerSpec] = Field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,8 +17,14 @@ from simnet.models.linux.fib import Route
 from simnet.models.linux.netns import Host, Netns
 from simnet.models.linux.nic import Nic, connect_wire
 from simnet.models.linux.params import NicParams, StackParams, apply_sysctls
-from simnet.models.linux.skb import Skb, ip_to_int, mac_to_int
+from simnet.models.apps.docker_proxy import PROXIES
+from simnet.models.linux.netfilter import DnatRule, MasqRule, Netfilter
+from simnet.models.linux.skb import IPPROTO_ESP, IPPROTO_TCP, IPPROTO_UDP, Skb, ip_to_int, mac_to_int
+from simnet.models.linux.ipvlan import Ipvlan, IpvlanPort
+from simnet.models.linux.macvlan import Dummy, Macvlan, MacvlanPort
+from simnet.models.linux.switch import Switch
 from simnet.models.linux.veth import veth_pair
+from simnet.models.linux.vxlan import Vxlan, esp_input
 from simnet.ports import WiringError
 
 __all__ = ["Network", "build_network", "install_workloads"]
@@ -31,6 +38,7 @@ class Network:
     hosts: dict[str, Host]
     netns: dict[str, Netns]
     devices: dict[str, NetDevice]          # graph node id -> device
+    switches: dict[str, Switch] = field(default_factory=dict)
     apps: list[Any] = field(default_factory=list)
     flows: list[FlowStats] = field(default_factory=list)
 
@@ -54,6 +62,8 @@ class Network:
                 out.extend(n.arp_queue)
         for ns in self.netns.values():
             out.extend(ns.reasm.in_flight())
+        for sw in self.switches.values():
+            out.extend(sw.in_flight())
         for host in self.hosts.values():
             for cpu in host.cpus:
                 for _fn, arg, skb in cpu.queue:
@@ -86,6 +96,51 @@ def _make_forward_filter(bridges: set[str]) -> Callable[[Skb, NetDevice, NetDevi
     return filt
 
 
+def _vxlan(ns: Netns, sock_ns: Netns, d: dict[str, Any], mac: int) -> Vxlan:
+    """A VXLAN device with Docker's static FDB and neighbour entries (see models.linux.vxlan)."""
+    spi = None
+    if d.get("encrypted"):
+        spi = zlib.crc32(f"{d['vni']}".encode()) | 0x100
+        if IPPROTO_ESP not in sock_ns.ip_protos:
+            def esp(skb: Skb, ns: Netns = sock_ns) -> None:
+                inner = esp_input(ns, skb)
+                if inner is not None:
+                    ns.ip_local_deliver(inner, None, 0)
+            sock_ns.ip_protos[IPPROTO_ESP] = esp
+    vx = Vxlan(ns, d["ifname"], mac, d["mtu"], vni=d["vni"], local=ip_to_int(d["local"]), sock_ns=sock_ns,
+               dstport=d["dstport"], proxy=d["proxy"], esp_spi=spi)
+    vx.fdb = {mac_to_int(m): ip_to_int(ip) for m, ip in d["fdb"].items()}
+    vx.proxy_neigh = {ip_to_int(ip): mac_to_int(m) for ip, m in d["neigh"].items()}
+    return vx
+
+
+def _netfilter(ns: Netns, nat: dict[str, Any]) -> None:
+    """Docker's nat rules in a host namespace (models.linux.netfilter) and its docker-proxy processes."""
+    proxy = nat["userland_proxy"]
+    nf = ns.nf = Netfilter(ns, output_loopback=not proxy)
+    for r in nat["dnat"]:
+        nf.dnat.append(DnatRule(proto=IPPROTO_UDP if r["proto"] == "udp" else IPPROTO_TCP, host_port=r["host_port"],
+                                to_addr=ip_to_int(r["to_addr"]), to_port=r["to_port"],
+                                not_in_if=r["bridge"] if proxy else "",
+                                host_ip=ip_to_int(r["host_ip"]) if r["host_ip"] else 0,
+                                name=f"DNAT {r['proto']} dpt:{r['host_port']} to:{r['to_addr']}:{r['to_port']}"))
+    for m in nat["masquerade"]:
+        net = ipaddress.IPv4Network(m["subnet"])
+        nf.masq.append(MasqRule(int(net.network_address), net.prefixlen, m["bridge"],
+                                name=f"MASQUERADE {m['subnet']} !{m['bridge']}"))
+        if not proxy:
+            nf.masq.append(MasqRule(0, 0, m["bridge"], local_src_to_bridge=True,
+                                    name=f"MASQUERADE src-type LOCAL {m['bridge']}"))
+    if proxy:
+        ns.proxies = []
+        for r in nat["dnat"]:
+            cls = PROXIES.get(r["proto"])
+            if cls is not None:
+                ns.proxies.append(cls(ns, ns.host.app_cpu(), host_port=r["host_port"],
+                                      backend_addr=ip_to_int(r["to_addr"]), backend_port=r["to_port"],
+                                      label=f"{r['to_addr']}:{r['to_port']}/{r['proto']}"))
+
+
 def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Network:
     g = comp.graph
     hosts = {h: Host(ctx, h, spec["cpus"], costs) for h, spec in comp.hosts.items()}
@@ -100,7 +155,7 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
     devices: dict[str, NetDevice] = {}
     for nid, d in g.nodes(data=True):
         kind = d["kind"]
-        if kind == "netns" or nid in devices:
+        if kind in ("netns", "switch") or nid in devices:
             continue
         ns = netns[d["netns"]]
         mac = mac_to_int(d["mac"])
@@ -120,16 +175,37 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
                              mtu=d["mtu"])
             b.mtu = pd["mtu"]
             devices[nid], devices[pid] = a, b
+        elif kind == "vxlan":
+            devices[nid] = _vxlan(ns, netns[d["link_netns"]], d, mac)
+        elif kind == "dummy":
+            devices[nid] = Dummy(ns, d["ifname"], mac, d["mtu"])
+        elif kind == "macvlan":
+            lower = devices[d["lower"]]
+            port = lower.master if isinstance(lower.master, MacvlanPort) else MacvlanPort(lower)
+            devices[nid] = Macvlan(ns, d["ifname"], mac, d["mtu"], port=port, mode=d["mode"])
+        elif kind == "ipvlan":
+            lower = devices[d["lower"]]
+            port = lower.master if isinstance(lower.master, IpvlanPort) else IpvlanPort(lower, d["mode"])
+            devices[nid] = Ipvlan(ns, d["ifname"], d["mtu"], port=port)
         else:
             raise WiringError(f"unknown device kind {kind!r} for {nid}")
     # addresses, masters, wires
     for nid, d in g.nodes(data=True):
-        if d["kind"] == "netns":
+        if d["kind"] in ("netns", "switch"):
             continue
         dev = devices[nid]
         for a in d["addrs"]:
             addr, plen = _iface(a)
             dev.ns.add_address(dev, addr, plen)
+            if isinstance(dev, Ipvlan):
+                dev.port.add_addr(dev, addr)
+    switches: dict[str, Switch] = {}
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "switch":
+            sw = switches[n] = Switch(ctx, n, hairpin=d["hairpin"], ageing_s=d["ageing_s"], queue_pkts=d["queue_pkts"])
+            for _u, v, e in g.out_edges(n, data=True):
+                if e["kind"] == "port":
+                    sw.add_port(devices[v], e["delay_s"])
     for u, v, k in g.edges(data="kind"):
         if k == "master":
             devices[v].add_port(devices[u])
@@ -154,7 +230,9 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             ns.add_route(Route(int(net.network_address), net.prefixlen, dev, gateway=via, proto="static"))
         if d["isolation"]:
             ns.forward_filter = _make_forward_filter(set(d["isolation"]))
-    return Network(ctx=ctx, hosts=hosts, netns=netns, devices=devices)
+        if d.get("nat"):
+            _netfilter(ns, d["nat"])
+    return Network(ctx=ctx, hosts=hosts, netns=netns, devices=devices, switches=switches)
 
 
 def install_workloads(comp: Compiled, net: Network, on_done: Callable[[Any], None]) -> None:
@@ -167,6 +245,7 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
     w = wp.spec
     src = net.netns[wp.src_netns]
     dst = net.netns[wp.dst_netns] if wp.dst_netns is not None else None
+    port = wp.listen_port or wp.dport
     stats = FlowStats(flow=wp.index, name=wp.name, app=wp.app, src=w.from_, dst=w.to, proto="udp", dport=wp.dport)
     net.flows.append(stats)
     daddr = ip_to_int(wp.daddr)
@@ -174,13 +253,13 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
         dst = None
     if wp.app == "udp":
         if dst is not None:
-            net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=wp.dport, rcvbuf=w.rcvbuf, flows=net.flows))
+            net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=port, rcvbuf=w.rcvbuf, flows=net.flows))
         net.apps.append(UdpSender(src, src.host.app_cpu(), stats, daddr=daddr, dport=wp.dport, count=w.count,
                                   payload=w.payload, interval_s=w.interval_s(), start_s=w.start, arrival=w.arrival,
                                   sport=w.sport or 0, sndbuf=w.sndbuf, on_done=on_done))
     elif wp.app == "udp_rr":
         if dst is not None:
-            net.apps.append(UdpRrServer(dst, dst.host.app_cpu(), stats, port=wp.dport, response=w.response))
+            net.apps.append(UdpRrServer(dst, dst.host.app_cpu(), stats, port=port, response=w.response))
         net.apps.append(UdpRrClient(src, src.host.app_cpu(), stats, daddr=daddr, dport=wp.dport, count=w.count,
                                     request=w.request, response=w.response, interval_s=w.interval,
                                     start_s=w.start, timeout_s=w.timeout, sport=w.sport or 0, on_done=on_done))

@@ -9,21 +9,35 @@ import networkx as nx
 import pytest
 
 import simnet
-from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan
-from simnet.models.docker.graph import add_netns, new_graph
+from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, Peer
+from simnet.models.docker.graph import add_device, add_netns, new_graph
 
 
 def sample(driver: str):
+    extra = {}
+    if driver == "overlay":
+        extra = dict(vni=4096, vtep=ipaddress.IPv4Address("192.168.0.1"), mtu=1450,
+                     peers=(Peer("far", "far", "eth0", ipaddress.IPv4Address("172.18.0.9"), "h2",
+                                 ipaddress.IPv4Address("192.168.0.2")),))
+    if driver in ("macvlan", "ipvlan"):
+        extra = dict(parent="eth0")
     plan = NetworkPlan(name="appnet", driver=driver, host="h", subnet=ipaddress.IPv4Network("172.18.0.0/16"),
-                       gateway=ipaddress.IPv4Address("172.18.0.1"), mtu=1500)
+                       gateway=ipaddress.IPv4Address("172.18.0.1"), **({"mtu": 1500} | extra))
     eps = [Endpoint(container=c, sandbox=c if driver != "host" else "h", ifname="eth0",
                     address=ipaddress.IPv4Address(f"172.18.0.{i + 2}"), gateway=True)
            for i, c in enumerate(["web", "db", "cache"])]
     return plan, eps
 
 
+MASTER_KINDS = ("bridge",)
+
+
 def check_invariants(g: nx.MultiDiGraph) -> None:
-    devs = [n for n, d in g.nodes(data=True) if d.get("kind") not in (None, "netns")]
+    devs = [n for n, d in g.nodes(data=True) if d.get("kind") not in (None, "netns", "switch")]
+    for sw in (n for n, d in g.nodes(data=True) if d.get("kind") == "switch"):
+        # a switch is cabled to NICs of hosts only, each cable both ways
+        for _u, v, k in g.out_edges(sw, data="kind"):
+            assert k == "port" and g.nodes[v]["kind"] == "nic" and g.has_edge(v, sw)
     for d in devs:
         nd = g.nodes[d]
         owners = [u for u, _v, k in g.in_edges(d, data="kind") if k == "member"]
@@ -39,14 +53,38 @@ def check_invariants(g: nx.MultiDiGraph) -> None:
             assert g.has_edge(d, peer) and g.has_edge(peer, d)
         if "master" in nd:
             m = nd["master"]
-            assert m in g and g.nodes[m]["kind"] == "bridge" and g.nodes[m]["netns"] == nd["netns"]
-    macs = [g.nodes[d]["mac"] for d in devs if g.nodes[d]["kind"] != "loopback"]
+            assert m in g and g.nodes[m]["kind"] in MASTER_KINDS and g.nodes[m]["netns"] == nd["netns"]
+        if nd["kind"] == "vxlan":
+            # its socket lives in a host's root namespace; its FDB points at other hosts' VTEPs
+            sock = nd["link_netns"]
+            assert g.nodes[sock]["kind"] == "netns" and g.nodes[sock]["role"] == "host"
+            assert 4096 <= nd["vni"] < 2 ** 24 and nd["dstport"] == 4789 and "master" in nd
+            assert set(nd["neigh"].values()) == set(nd["fdb"])
+            assert nd["local"] not in nd["fdb"].values()
+        if nd["kind"] in ("macvlan", "ipvlan"):
+            # a child of a parent device in its host's root namespace
+            parent = nd["lower"]
+            assert parent in g and g.nodes[parent]["kind"] in ("nic", "dummy")
+            assert g.nodes[g.nodes[parent]["netns"]]["role"] == "host"
+            assert g.has_edge(d, parent) and g.has_edge(parent, d)
+            host = g.nodes[g.nodes[parent]["netns"]]["host"]
+            assert g.nodes[nd["netns"]]["host"] == host
+    macs = [g.nodes[d]["mac"] for d in devs if g.nodes[d]["kind"] not in ("loopback", "ipvlan")
+            and not (g.nodes[d]["kind"] == "macvlan" and g.nodes[d].get("mode") == "passthru")]
     assert len(macs) == len(set(macs))
-    by_net: dict[str, list] = {}
+    for d in devs:   # ipvlan children (and a passthru macvlan) take their parent's MAC
+        nd = g.nodes[d]
+        if nd["kind"] == "ipvlan" or (nd["kind"] == "macvlan" and nd.get("mode") == "passthru"):
+            assert nd["mac"] == g.nodes[nd["lower"]]["mac"]
+    by_net: dict[tuple, list] = {}
     for d in devs:
-        for a in g.nodes[d]["addrs"]:
-            if g.nodes[d]["kind"] != "loopback":
-                by_net.setdefault(g.nodes[d].get("network") or "", []).append(ipaddress.IPv4Interface(a).ip)
+        nd = g.nodes[d]
+        for a in nd["addrs"]:
+            if nd["kind"] != "loopback":
+                # a bridge network (and an overlay's gateway on br0) exists per host; the addresses
+                # of a multi-host network's endpoints are unique across hosts
+                scope = "" if nd.get("scope") == "global" else g.nodes[nd["netns"]].get("host")
+                by_net.setdefault((nd.get("network") or "", scope), []).append(ipaddress.IPv4Interface(a).ip)
     for net, addrs in by_net.items():
         assert len(addrs) == len(set(addrs)), f"duplicate address on {net}"
 
@@ -56,6 +94,7 @@ def test_driver_fragment_is_well_formed(name):
     plan, eps = sample(name)
     g = new_graph()
     add_netns(g, "h", host="h", role="host", hostname="h")
+    add_device(g, "h", "eth0", "nic", addrs=["192.168.0.1/24"])
     for ep in eps:
         if ep.sandbox != "h":
             add_netns(g, ep.sandbox, host="h", role="container", hostname=ep.container)
@@ -69,6 +108,23 @@ def test_driver_fragment_is_well_formed(name):
         assert len(ports) == 3 and all(g.nodes[p]["ifname"].startswith("veth") and len(g.nodes[p]["ifname"]) == 11
                                        for p in ports)
         assert sorted(r for _ns, r in [(ns, r["via"]) for ns, r in frag.graph["routes"]]) == ["172.18.0.1"] * 3
+    elif name == "overlay":
+        ns = "1-appnet@h"
+        assert g.nodes[ns]["role"] == "overlay"
+        assert g.nodes[f"{ns}:br0"]["addrs"] == ["172.18.0.1/16"]
+        vx = g.nodes[f"{ns}:vxlan0"]
+        assert vx["master"] == f"{ns}:br0" and vx["vni"] == 4096 and vx["mtu"] == 1450
+        assert list(vx["fdb"].values()) == ["192.168.0.2"] and list(vx["neigh"]) == ["172.18.0.9"]
+        assert all(g.nodes[f"{c}:eth0"]["mtu"] == 1450 for c in ("web", "db", "cache"))
+        assert sorted(g.nodes[n]["ifname"] for n in g if g.nodes[n].get("master") == f"{ns}:vxlan0") == []
+        assert sorted(g.nodes[n]["ifname"] for n in g if g.nodes[n].get("netns") == ns) == \
+            ["br0", "lo", "veth0", "veth1", "veth2", "vxlan0"]
+    elif name in ("macvlan", "ipvlan"):
+        kids = [n for n, d in g.nodes(data=True) if d.get("kind") == name]
+        assert sorted(kids) == ["cache:eth0", "db:eth0", "web:eth0"]
+        assert all(g.nodes[k]["lower"] == "h:eth0" and g.nodes[k]["mode"] == ("bridge" if name == "macvlan" else "l2")
+                   for k in kids)
+        assert sorted(r["via"] for _ns, r in frag.graph["routes"]) == ["172.18.0.1"] * 3
     else:
         assert not [n for n, d in frag.nodes(data=True) if d.get("kind") not in (None, "netns")]
 
