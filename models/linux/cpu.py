@@ -92,6 +92,33 @@ class CostProfile:
         return [{"stage": k, "per_packet_us": v.per_packet_s / US, "per_byte_ns": v.per_byte_s / NS, "note": v.note}
                 for k, v in self.stages.items()]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The file format of ``simnet calibrate`` / ``simnet run --cost-profile``."""
+        return {"name": self.name, "stages": {r["stage"]: {"per_packet_us": r["per_packet_us"],
+                                                           "per_byte_ns": r["per_byte_ns"], "note": r["note"]}
+                                              for r in self.table()}}
+
+    @classmethod
+    def from_dict(cls, d: Any, base: "CostProfile") -> "CostProfile":
+        """A profile from ``to_dict``'s format; stages it does not name keep ``base``'s costs.
+
+        Raises ValueError naming the first problem (an unknown stage, a negative or missing number).
+        """
+        if not isinstance(d, dict) or not isinstance(d.get("stages"), dict):
+            raise ValueError("a cost profile is an object with 'name' and 'stages'")
+        stages = dict(base.stages)
+        for k, v in d["stages"].items():
+            if k not in base.stages:
+                raise ValueError(f"unknown stage {k!r} (stages: {', '.join(base.stages)})")
+            try:
+                pp, pb = float(v["per_packet_us"]), float(v.get("per_byte_ns", 0.0))
+            except (TypeError, KeyError, ValueError):
+                raise ValueError(f"stage {k!r}: needs a number per_packet_us (and optionally per_byte_ns)") from None
+            if not (0 <= pp < 1e6 and 0 <= pb < 1e6):
+                raise ValueError(f"stage {k!r}: costs must be non-negative, got {pp} µs, {pb} ns/B")
+            stages[k] = Stage(pp * US, pb * NS, str(v.get("note", "")))
+        return cls(str(d.get("name", "custom")), stages)
+
 
 _MEASURED = "fitted to path totals measured with tools/costs/measure.sh (see module docstring)"
 

@@ -140,9 +140,16 @@ class Loopback(NetDevice):
         seg = self.ctx.seg
         if seg is not None:
             seg.charge(skb, "loopback_xmit")
+        # loopback_xmit() takes skb->len after eth_type_trans() pulled the Ethernet header, and lo's
+        # rx statistics are its tx statistics: both count the IP packet without the 14-byte header
+        # (checked on Linux 6.18 with the netns engine).
         self.tx_packets += 1
-        self.tx_bytes += 14 + skb.l3_len
+        self.tx_bytes += skb.l3_len
         self.ns.skb_orphan(skb)
         skb.eth_dst = skb.eth_src = 0
+        self.rx_packets += 1
+        self.rx_bytes += skb.l3_len
         # libpcap drops the outgoing copy on lo, so the capture sees each packet once (rx).
-        self.rx(skb)
+        if self.capture is not None:
+            self.capture(self.ctx.vnow(), skb, self, False)
+        self.receive(skb)
