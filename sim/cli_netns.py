@@ -83,12 +83,15 @@ def print_compare(rows: list[Any], meta: dict[str, Any], *, show_all: bool = Fal
         rel = f"{r.rel:+.1%}" if r.rel is not None else ""
         diff = fmt_value(r.diff) if r.diff is not None else ""
         mark = "[red]DIFFERS[/red]" if r.differs else ("[green]=[/green]" if r.exact and r.comparable else "")
-        t.add_row(r.key, fmt_value(r.a), fmt_value(r.b), diff, rel, "●" if r.exact else "", mark)
+        t.add_row(r.key, fmt_value(r.a), fmt_value(r.b), diff, rel, "●" if r.exact else ("≈" if r.note else ""),
+                  mark)
     con.print(t)
     n_exact = sum(1 for r in rows if r.exact and r.comparable)
     bad = [r for r in rows if r.differs]
     if hidden:
         con.print(f"{hidden} counters are zero on both sides (--all lists them)")
+    for note in sorted({r.note for r in rows if r.note}):
+        con.print(f"≈ {note}")
     for side in ("a", "b"):
         for n in meta[side]["notes"]:
             con.print(f"not reproduced ({meta[side]['engine']}): {n}")

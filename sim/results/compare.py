@@ -11,8 +11,17 @@ timeouts. Timing (latency, goodput, start and end) is shown with its relative di
 never exact: the model's clock is not the machine's.
 
 A value that one side could not measure (``null``: the kernel keeps ``res_failed`` only for
-the whole machine) is shown and not compared. What a replay could not reproduce (netns.json
-``notes``) is printed under the table.
+the whole machine) is shown and not compared; the machine-wide ARP statistics of a replay
+are compared with the sum over the simulation's namespaces (``machine/arp/...``, not exact:
+other namespaces of the machine count there too). What a replay could not reproduce
+(netns.json ``notes``) is printed under the table.
+
+Kernel randomness: since Linux 6.10 every ICMP error that passes the global rate limit takes
+0, 1 or 2 credits from the bucket at random (``icmp_global_consume``), so when the limiter
+engages (``OutRateLimitGlobal`` > 0 on either side) the number of errors sent is random. In
+such a namespace the counters the errors feed — ``Icmp``, ``IcmpMsg``, the ``Ip`` totals
+(``InReceives``, ``InDelivers``, ``OutRequests``, ``OutTransmits``) and ``lo`` (the errors a
+namespace sends itself) — are compared as approximate, with that reason.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ _EXACT_FLOW = {"packets_sent", "packets_delivered", "lost", "bytes_sent", "bytes
 _TIMING_FLOW = ("start_s", "end_s", "completion_s", "goodput_bps", "latency_mean_s", "latency_p50_s",
                 "latency_p99_s", "latency_max_s")
 _NOT_EXACT_ARP = {"res_failed", "unresolved_discards"}
+_ICMP_FED_IP = {"InReceives", "InDelivers", "OutRequests", "OutTransmits"}
+ICMP_RANDOM = "random in the kernel: ICMP global rate limit engaged (icmp_global_consume takes 0-2 credits)"
 
 
 class CompareError(Exception):
@@ -46,6 +57,7 @@ class Row:
     a: Any
     b: Any
     exact: bool
+    note: str = ""      # why an otherwise exact field is compared as approximate
 
     @property
     def comparable(self) -> bool:
@@ -78,6 +90,8 @@ def is_exact(key: str) -> bool:
     if parts[0] == "flow":
         return parts[-1] in _EXACT_FLOW
     group = parts[1]
+    if parts[0] == "machine":
+        return False
     if group == "dev":
         return True
     if group == "snmp":
@@ -131,14 +145,47 @@ def _load(d: Path) -> dict[str, Any]:
     flows = d / "flows.csv"
     out["flows"] = list(csv.DictReader(flows.open())) if flows.exists() else []
     extra = d / "netns.json"
-    out["notes"] = json.loads(extra.read_text()).get("notes", []) if extra.exists() else []
+    info = json.loads(extra.read_text()) if extra.exists() else {}
+    out["notes"] = info.get("notes", [])
+    out["machine_arp"] = info.get("arp_cache_machine_wide")
     return out
+
+
+def _machine_arp(r: dict[str, Any]) -> dict[str, Any]:
+    """The machine-wide ARP statistics of a replay, or the sum over a simulation's namespaces."""
+    if r.get("machine_arp") is not None:
+        return {k: r["machine_arp"].get(k) for k in sorted(_NOT_EXACT_ARP)}
+    out: dict[str, Any] = {}
+    for k in sorted(_NOT_EXACT_ARP):
+        vals = [c.get("arp", {}).get(k) for c in r["counters.json"].values()]
+        out[k] = None if any(v is None for v in vals) else sum(vals)
+    return out
+
+
+def _icmp_random(ns: str, key: str) -> bool:
+    parts = key.split("/")
+    if parts[0] != ns or len(parts) < 4:
+        return False
+    if parts[1] == "dev":
+        return parts[2] == "lo"
+    if parts[1] == "snmp":
+        return parts[2] in ("Icmp", "IcmpMsg") or (parts[2] == "Ip" and parts[3] in _ICMP_FED_IP)
+    return False
 
 
 def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
     """Rows for two loaded result sets (``_load`` shape)."""
     fa, fb = _flatten_counters(a["counters.json"]), _flatten_counters(b["counters.json"])
     rows = [Row(k, fa.get(k), fb.get(k), is_exact(k)) for k in list(dict.fromkeys([*fa, *fb]))]
+    limited = {k.split("/")[0] for k, v in [*fa.items(), *fb.items()]
+               if k.endswith("/snmp/Icmp/OutRateLimitGlobal") and isinstance(v, int) and v > 0}
+    for r in rows:
+        if r.exact and any(_icmp_random(ns, r.key) for ns in limited):
+            r.exact, r.note = False, ICMP_RANDOM
+    ma, mb = _machine_arp(a), _machine_arp(b)
+    if ma != mb or a.get("machine_arp") is not None or b.get("machine_arp") is not None:
+        for k in sorted(_NOT_EXACT_ARP):
+            rows.append(Row(f"machine/arp/{k}", ma.get(k), mb.get(k), False))
     flows_a = {r["flow"]: r for r in a["flows"]}
     flows_b = {r["flow"]: r for r in b["flows"]}
     for name in dict.fromkeys([*flows_a, *flows_b]):

@@ -101,6 +101,12 @@ def _l3_devices(comp: Compiled, ns: str) -> list[str]:
             if g.nodes[d]["kind"] != "loopback" and not g.nodes[d].get("master")]
 
 
+def _nics(comp: Compiled, ns: str) -> list[str]:
+    """Devices that stand in for physical NICs (veth ends: they do not pad short frames)."""
+    g = comp.graph
+    return [g.nodes[d]["ifname"] for d in comp.devices(ns) if g.nodes[d]["kind"] == "nic"]
+
+
 def run_netns(comp: Compiled, *, progress: Callable[[str], None] | None = None, prefix: str | None = None,
               setup: Callable[[Lab, Plan], None] | None = None) -> Results:
     """Replay ``comp`` on real namespaces and return the kernel's view in the DES's schema.
@@ -137,7 +143,8 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
     sc = comp.scenario
     hard_s = wl.bound_s(comp)
     deadline_t = time.monotonic() + hard_s + 30.0
-    ns_agents = {ns: _Agent(lab, kns, "ns", {"devices": _l3_devices(comp, ns), "deadline": deadline_t}, f"ns:{ns}")
+    ns_agents = {ns: _Agent(lab, kns, "ns", {"devices": _l3_devices(comp, ns), "nics": _nics(comp, ns),
+                                             "deadline": deadline_t}, f"ns:{ns}")
                  for ns, kns in plan.netns.items()}
     pairs = wl.agent_configs(comp, deadline_t)
     clients: dict[int, _Agent] = {}
@@ -194,6 +201,9 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
     notes = list(plan.notes)
     if pre:
         notes.append("frames seen before time zero (excluded from the counters): " + "; ".join(pre))
+    if any(a.ready and a.ready.get("realtime") is False for a in [*servers.values(), *clients.values()]):
+        notes.append("the workload agents could not run SCHED_FIFO (no CAP_SYS_NICE?): other load on the machine "
+                     "may delay them, and a receiver that falls behind drops datagrams the model does not")
     if quiet_s is None:
         notes.append("the network was not quiet when the counters were read (neighbour resolution or "
                      "reassembly still pending)")

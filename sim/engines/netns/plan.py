@@ -432,6 +432,10 @@ def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
         c.plan.notes.append(f"propagation delay {delay_s * 1e6:g} µs of the link {d['netns']}:{d['ifname']} — "
                             f"{c.g.nodes[ends[-1][0]]['netns']}:{c.g.nodes[ends[-1][0]]['ifname']} (the kernel "
                             "has no netem qdisc): the replay's link has no delay")
+    if not any("serialisation" in n for n in c.plan.notes):
+        c.plan.notes.append("NIC line rates are enforced by HTB (the average rate, and queueing above it), but a "
+                            "frame is not held for its serialisation time: the replay's latencies lack it (123 µs "
+                            "for a 1538-byte slot at 100mbit)")
     for x, xd in ends:
         xns = c.ns(xd["netns"])
         c.done.add(x)

@@ -7,7 +7,9 @@ model's fields of ``Ip``, ``Icmp``, ``Udp`` (``/proc/net/snmp``), ``IcmpMsg`` (i
 entries, in the model's order) and ``IpExt`` (``/proc/net/netstat``), ``arp`` (frames counted
 by the namespace agent; ``res_failed`` and ``unresolved_discards`` are machine-wide in the
 kernel, so null here), ``qdisc`` for NICs. Counters are deltas over the run; configuration
-values (``Forwarding``, ``DefaultTTL``) are read as they are.
+values (``Forwarding``, ``DefaultTTL``) are read as they are. A NIC's ``rx_bytes`` gets the
+padding to 60 bytes of each shorter frame it received (counted by the namespace agent): a
+physical NIC counts received frames padded, the veth that stands in for it does not.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def kernel_counters(comp: Compiled, ns_results: dict[str, dict[str, Any]],
             if st is None:
                 raise ValueError(f"device {ifname} of {ns} is missing from the kernel's counters")
             dev[ifname] = {k: st.get(k, 0) for k in DEV_FIELDS}
+            short = r.get("short_rx", {}).get(ifname)
+            if short:      # a NIC counts received frames padded to ETH_ZLEN; its veth stand-in does not
+                dev[ifname]["rx_bytes"] += short["pad_bytes"]
             b = base["dev"].get(ifname, {})
             if b.get("rx_packets", 0) or b.get("tx_packets", 0):
                 pre.append(f"{ns}:{ifname} rx {b.get('rx_packets', 0)} tx {b.get('tx_packets', 0)}")
@@ -78,5 +83,6 @@ def kernel_counters(comp: Compiled, ns_results: dict[str, dict[str, Any]],
             "arp": {**arp, "res_failed": None, "unresolved_discards": None},
             "qdisc": qdiscs.get(ns, {}),
         }
-        raw[ns] = {"dev": d["dev"], "snmp": d["snmp"], "netstat": d["netstat"], "arp_by_device": r["arp"]}
+        raw[ns] = {"dev": d["dev"], "snmp": d["snmp"], "netstat": d["netstat"], "arp_by_device": r["arp"],
+                   "short_rx": r.get("short_rx", {})}
     return counters, raw, pre

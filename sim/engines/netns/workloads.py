@@ -6,8 +6,12 @@ results become the flow's row in flows.csv (the DES's schema). ``udp`` and ``udp
 here; TCP's apps add entries (and their agents to agents.ROLES).
 
 Applications are pinned to CPUs as the model pins them: in workload order, the server (sink)
-then the client take the next CPU of their host, round-robin (``Host.app_cpu``); the agent
-takes that CPU modulo the machine's.
+then the client take the next CPU of their host, round-robin (``Host.app_cpu``); the hosts'
+CPUs are laid on the machine's in turn (host 1's CPUs first, then host 2's, …) and the
+agent takes its CPU modulo the machine's. They run SCHED_FIFO (servers above clients, so that a
+receiver sharing its CPU with a sender that never pauses still reads, as the model's FIFO CPU
+lets it): the model's applications own their CPU, and under the default scheduler a receiver
+woken on a CPU that something else uses waits milliseconds while its socket overflows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from simnet.compile import Compiled, WorkloadPlan
 from simnet.models.linux.params import StackParams, apply_sysctls
 from simnet.results.results import FlowResult
 from simnet.rng import stream
+
+RTPRIO_SERVER = 20
+RTPRIO_CLIENT = 10
 
 __all__ = ["AgentPair", "agent_configs", "bound_s", "quiesce_bound_s", "flow_result", "APPS"]
 
@@ -97,11 +104,17 @@ def agent_configs(comp: Compiled, deadline_t: float) -> list[AgentPair]:
     next_cpu: dict[str, int] = defaultdict(int)
     until = comp.scenario.run.until
 
+    first_cpu: dict[str, int] = {}            # each host's CPUs take the machine's CPUs in turn
+    k = 0
+    for h, spec in comp.hosts.items():
+        first_cpu[h] = k
+        k += spec["cpus"]
+
     def cpu_of(ns: str) -> int:
         host = g.nodes[ns]["host"]
         i = next_cpu[host] % comp.hosts[host]["cpus"]
         next_cpu[host] += 1
-        return i
+        return first_cpu[host] + i
 
     out = []
     for wp in comp.workloads:
@@ -111,8 +124,10 @@ def agent_configs(comp: Compiled, deadline_t: float) -> list[AgentPair]:
         server = server_ns = None
         if wp.dst_netns is not None and wp.spec.listen:
             server_ns = wp.dst_netns
-            server = {**app.server(comp, wp), "cpu": cpu_of(server_ns), "deadline": deadline_t}
-        client = {**app.client(comp, wp), "cpu": cpu_of(wp.src_netns), "deadline": deadline_t, "until_s": until}
+            server = {**app.server(comp, wp), "cpu": cpu_of(server_ns), "deadline": deadline_t,
+                      "rtprio": RTPRIO_SERVER}
+        client = {**app.client(comp, wp), "cpu": cpu_of(wp.src_netns), "deadline": deadline_t, "until_s": until,
+                  "rtprio": RTPRIO_CLIENT}
         out.append(AgentPair(wp.index, wp.name, wp.app, wp, wp.src_netns, client, server_ns, server))
     return out
 

@@ -15,14 +15,24 @@ __all__ = ["Agent", "wait_until", "now"]
 now = time.monotonic          # CLOCK_MONOTONIC: one clock for every namespace of the machine
 
 
+_SPIN = [True]
+
+
 def wait_until(t: float) -> float:
-    """Sleep, then spin, until monotonic time ``t``; returns the time it is (never before ``t``)."""
+    """Wait until monotonic time ``t``; returns the time it is (never before ``t``).
+
+    A SCHED_FIFO agent sleeps the whole way (real-time tasks have no timer slack, and a task
+    that spins would starve the softirq threads of its CPU, which drain the qdiscs); otherwise
+    it sleeps to 200 µs before and spins the rest (the default timer slack is 50 µs).
+    """
     while True:
         d = t - now()
         if d <= 0:
             return now()
-        if d > 300e-6:
-            time.sleep(d - 200e-6)   # the timer slack (50 µs) and wake-up latency stay inside the margin
+        if not _SPIN[0]:
+            time.sleep(d)
+        elif d > 300e-6:
+            time.sleep(d - 200e-6)
 
 
 class Agent:
@@ -76,6 +86,16 @@ class Agent:
             if cpu is not None:
                 os.sched_setaffinity(0, {int(cpu) % (os.cpu_count() or 1)})
             info = self.setup() or {}
+            prio = self.cfg.get("rtprio")
+            if prio:
+                # SCHED_FIFO: the model's applications own their CPU; under the default scheduler a
+                # receiver woken on a busy CPU waits milliseconds, and its socket overflows
+                try:
+                    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(prio)))
+                    info["realtime"] = True
+                    _SPIN[0] = False
+                except OSError:
+                    info["realtime"] = False
             self.send(ready=True, **info)
             while True:
                 msg = json.loads(self._line(max(0.0, self.deadline - now())) or '{"stop": true}')

@@ -56,9 +56,14 @@ class _Reader(Agent):
 
     def setup_reader(self) -> None:
         self.rbuf = bytearray(65536)
-        self.sock.settimeout(0.05)
+        self.block_50ms()
         self.read = 0
         self.read_bytes = 0
+
+    def block_50ms(self) -> None:
+        """Blocking reads that give up after 50 ms (SO_RCVTIMEO: no poll() per datagram)."""
+        self.sock.settimeout(None)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50000))
 
     def on_datagram(self, n: int, addr: Any, t: float) -> None:
         pass
@@ -69,7 +74,7 @@ class _Reader(Agent):
         while k < 256:
             try:
                 n, addr = sock.recvfrom_into(rbuf)
-            except TimeoutError:
+            except (BlockingIOError, InterruptedError, TimeoutError):
                 return
             t = now()
             self.read += 1
@@ -247,7 +252,7 @@ class UdpRrClient(_Reader):
                 last_recv = t
                 nxt = t + interval
                 break
-        sock.settimeout(0.05)
+        self.block_50ms()
         self.stats = {"sent": sent, "bytes_sent": nbytes, "delivered": delivered, "bytes_delivered": dbytes,
                       "timeouts": timeouts, "send_errors": sum(errors.values()), "errno": errors,
                       "first_send": first, "last_recv": last_recv, "sport": sock.getsockname()[1]}
