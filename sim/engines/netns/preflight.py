@@ -67,7 +67,7 @@ def check_host(tools: set[str]) -> None:
         raise Unavailable("the netns engine needs root (it creates network namespaces and devices): "
                           "run simnet as root, e.g. with sudo")
     packages = {"ip": "iproute2", "tc": "iproute2", "ethtool": "ethtool", "sysctl": "procps"}
-    for tool in sorted(tools | {"ip", "sysctl"}):
+    for tool in ["ip", "sysctl", *sorted(tools - {"ip", "sysctl"})]:
         if shutil.which(tool) is None:
             raise Unavailable(f"the netns engine needs `{tool}` (Debian/Ubuntu package {packages.get(tool, tool)}), "
                               "which is not installed")
