@@ -49,8 +49,11 @@ receiver ``recv()``             1.15–1.43    1.15 + 0.035 ns/B
 Per-byte costs were taken from the 64 → 1472 → 4000-byte slopes (copy_from_user ≈ 0.05 ns/B,
 copy_to_user ≈ 0.035 ns/B); fragmentation costs from the 4000-byte points. Physical-NIC
 stages (driver transmit, NAPI receive) could not be measured on a VM without a physical NIC;
-they are estimates, marked as such. ``simnet calibrate`` (netns engine) replaces the profile
-with one measured on the user's machine.
+they are estimates, marked as such. ``tools/costs/measure.sh [SECONDS]`` (root) rebuilds the
+namespaces and reruns the C programs (tools/costs/snd.c, rcv.c) for every row of the table.
+``simnet calibrate`` (netns engine, sim/engines/netns/calibrate.py) measures the same paths
+on the user's machine and fits a profile by least squares against the DES's own per-stage
+charges; ``simnet run --cost-profile FILE`` uses it (``CostProfile.from_dict``).
 """
 
 from __future__ import annotations

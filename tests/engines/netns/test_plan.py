@@ -316,3 +316,27 @@ def test_cost_profile_option(tmp_path):
 def test_compare_refuses_what_is_not_a_result_directory(tmp_path):
     r = cli("compare", str(tmp_path), str(tmp_path))
     assert r.returncode == 2 and "summary.json: not found" in r.stderr
+
+
+def test_calibration_fit_recovers_the_path_totals_it_was_given():
+    """Measurements made up from a known profile (veth 40 % dearer, copies twice as dear): the
+    fitted profile reproduces every path's per-datagram cost on both CPUs."""
+    from simnet.engines.netns.calibrate import PATHS, _fit, path_cost_us, path_scenario, stage_loads
+    from simnet.models.linux.cpu import Stage
+
+    st = dict(DEFAULT_COSTS.stages)
+    st["veth_xmit"] = Stage(st["veth_xmit"].per_packet_s * 1.4, 0.0, "")
+    st["syscall"] = Stage(st["syscall"].per_packet_s, st["syscall"].per_byte_s * 2, "")
+    truth = CostProfile("truth", st)
+    points = []
+    for path in PATHS:
+        for size in (64, 1472):
+            loads = stage_loads(path_scenario(path, size, count=20))
+            points.append({"path": path, "payload": size, "loads": loads,
+                           "us_per_packet": path_cost_us(loads, truth),
+                           "recv_us_per_packet": path_cost_us(loads, truth, "recv")})
+    fitted = _fit(points, DEFAULT_COSTS)
+    for p in points:
+        assert path_cost_us(p["loads"], fitted) == pytest.approx(p["us_per_packet"], rel=0.03), p["path"]
+        assert path_cost_us(p["loads"], fitted, "recv") == pytest.approx(p["recv_us_per_packet"], rel=0.03)
+    assert fitted.stages["napi_rx"] == DEFAULT_COSTS.stages["napi_rx"]      # no path exercises it
