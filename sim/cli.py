@@ -6,9 +6,14 @@ Exit codes:
 0     success
 1     the run failed (an internal error; the message says where)
 2     bad input: a scenario or option error (``file:line: key.path: message``)
-3     a needed tool or permission is missing
-130   interrupted (Ctrl-C): results so far were written, marked ``partial``
+3     a needed tool, permission or kernel feature is missing (the netns engine needs root,
+      iproute2, ethtool and the device kinds the scenario uses); nothing was created
+130   interrupted (Ctrl-C, or SIGTERM for the netns engine): des writes the results so far,
+      marked ``partial``; netns removes everything it created
 ====  =======================================================================
+
+``simnet compare`` and ``simnet run --engine des,netns`` exit 1 when a counter that must
+match between the two differs.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import shutil
 import sys
 import tempfile
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -37,8 +41,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="simnet: what happens to your packets on a Linux host that runs containers, and why.")
 
 
-class Engine(str, Enum):
-    des = "des"
+ENGINES = ("des", "netns", "des,netns")
 
 
 def _err(msg: str) -> None:
@@ -115,46 +118,131 @@ def run(
     file: str = typer.Argument(..., help="scenario file, or the name of a bundled scenario"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="result directory (default: out/<scenario name>)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override the scenario's seed"),
-    engine: Engine = typer.Option(Engine.des, "--engine", help="simulation engine"),
-    pcap: bool = typer.Option(False, "--pcap", help="write pcap/<netns>-<dev>.pcap for every device"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="des (simulation), netns (replay on real "
+                                         "namespaces, needs root) or des,netns (both, then compare); default: "
+                                         "the scenario's run.engine"),
+    pcap: bool = typer.Option(False, "--pcap", help="write pcap/<netns>-<dev>.pcap for every device (des)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write plots/*.png"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the netns engine's plan as a bash script and "
+                                 "stop (no root needed; nothing is created)"),
+    cost_profile: Optional[Path] = typer.Option(None, "--cost-profile", help="CPU cost profile (JSON, from "
+                                                "simnet calibrate) for the des engine"),
 ) -> None:
     """Run a scenario and write its results."""
     sc, comp = _guard(lambda: _load_and_compile(file, seed))
+    engine = engine if engine is not None else sc.run.engine
+    if engine not in ENGINES:
+        _err(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    from . import cli_netns
+
+    if dry_run:
+        if "netns" not in engine:
+            _err("--dry-run prints the netns engine's plan: use it with --engine netns")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        cli_netns.print_dry_run(comp)
+        return
+    costs = _cost_profile(cost_profile)
     out_dir = out if out is not None else Path("out") / sc.name
     out_dir = out_dir.resolve()
+    if engine == "des,netns":
+        des_res = _run_des(comp, out_dir / "des", pcap=pcap, plots=plots, quiet=quiet, costs=costs)
+        if des_res.partial:
+            _err(f"interrupted at {des_res.sim_time_s:.6f} s simulated: partial results in {out_dir / 'des'}")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        real = cli_netns.run_replay(comp, quiet=quiet)
+        _write(real, out_dir / "netns", plots=plots)
+        if not quiet:
+            _print_summary(real, out_dir / "netns")
+        from .results.compare import compare_dirs, rows_csv
+
+        rows, meta = compare_dirs(out_dir / "des", out_dir / "netns")
+        (out_dir / "compare.csv").write_text(rows_csv(rows))
+        bad = cli_netns.print_compare(rows, meta) if not quiet else sum(r.differs for r in rows)
+        if bad:
+            if quiet:
+                _err(f"{bad} exact counters differ between des and netns (see {out_dir / 'compare.csv'})")
+            raise typer.Exit(EXIT_FAIL)
+        return
+    if engine == "netns":
+        res = cli_netns.run_replay(comp, quiet=quiet)
+        _write(res, out_dir, plots=plots)
+        if not quiet:
+            _print_summary(res, out_dir)
+        return
+    res = _run_des(comp, out_dir, pcap=pcap, plots=plots, quiet=quiet, costs=costs)
+    if res.partial:
+        _err(f"interrupted at {res.sim_time_s:.6f} s simulated: partial results in {out_dir}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _cost_profile(path: Optional[Path]):
+    from .models.linux.cpu import DEFAULT_COSTS, CostProfile
+
+    if path is None:
+        return DEFAULT_COSTS
+    try:
+        return CostProfile.from_dict(json.loads(path.read_text()), base=DEFAULT_COSTS)
+    except OSError as e:
+        _err(f"{path}: cannot read the cost profile: {e.strerror}")
+    except json.JSONDecodeError as e:
+        _err(f"{path}:{e.lineno}: not valid JSON: {e.msg}")
+    except ValueError as e:
+        _err(f"{path}: {e}")
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _new_tmp(out_dir: Path) -> Path:
     parent = out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     except OSError as e:
         _err(f"{out_dir}: cannot create the result directory: {e.strerror}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the finished ``tmp`` directory."""
+    parent = out_dir.parent
+    if out_dir.exists():
+        old = parent / f".{out_dir.name}.old-{os.getpid()}"
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
+
+
+def _write(res, out_dir: Path, *, plots: bool) -> None:
+    tmp = _new_tmp(out_dir)
+    try:
+        res.write(tmp, plots=plots)
+        _publish(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _run_des(comp, out_dir: Path, *, pcap: bool, plots: bool, quiet: bool, costs):
+    tmp = _new_tmp(out_dir)
     progress = _Progress(not quiet)
     from .engines.des.engine import run_des
 
     try:
         try:
-            res = run_des(comp, pcap_dir=(tmp / "pcap") if pcap else None, progress=progress)
+            res = run_des(comp, pcap_dir=(tmp / "pcap") if pcap else None, progress=progress, costs=costs)
         finally:
             progress.close()
         res.write(tmp, plots=plots)
-        if out_dir.exists():
-            old = parent / f".{out_dir.name}.old-{os.getpid()}"
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if not quiet:
         _print_summary(res, out_dir)
-    if res.partial:
-        _err(f"interrupted at {res.sim_time_s:.6f} s simulated: partial results in {out_dir}")
-        raise typer.Exit(EXIT_INTERRUPTED)
+    return res
 
 
 def _print_summary(res, out_dir: Path) -> None:
@@ -174,6 +262,8 @@ def _print_summary(res, out_dir: Path) -> None:
                   fmt_rate(f.goodput_bps) if f.goodput_bps else "-",
                   fmt_time(p50) if p50 == p50 else "-", fmt_time(p99) if p99 == p99 else "-")
     con.print(t)
+    for n in res.extra.get("notes", []):
+        con.print(f"not reproduced: {n}")
     if res.drops:
         con.print("drops: " + ", ".join(f"{k} {v}" for k, v in res.drops.items()))
     con.print(f"results: {out_dir}")
@@ -288,6 +378,11 @@ def bench(
 def version() -> None:
     """Print simnet's version."""
     typer.echo(__version__)
+
+
+from . import cli_netns as _cli_netns  # noqa: E402  (compare, calibrate, netns clean)
+
+_cli_netns.register(app)
 
 
 def main() -> None:

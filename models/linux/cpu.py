@@ -53,8 +53,11 @@ receiver ``recv()``             1.15–1.43    1.15 + 0.035 ns/B
 Per-byte costs were taken from the 64 → 1472 → 4000-byte slopes (copy_from_user ≈ 0.05 ns/B,
 copy_to_user ≈ 0.035 ns/B); fragmentation costs from the 4000-byte points. Physical-NIC
 stages (driver transmit, NAPI receive) could not be measured on a VM without a physical NIC;
-they are estimates, marked as such. ``simnet calibrate`` (netns engine) replaces the profile
-with one measured on the user's machine.
+they are estimates, marked as such. ``tools/costs/measure.sh [SECONDS]`` (root) rebuilds the
+namespaces and reruns the C programs (tools/costs/snd.c, rcv.c) for every row of the table.
+``simnet calibrate`` (netns engine, sim/engines/netns/calibrate.py) measures the same paths
+on the user's machine and fits a profile by least squares against the DES's own per-stage
+charges; ``simnet run --cost-profile FILE`` uses it (``CostProfile.from_dict``).
 """
 
 from __future__ import annotations
@@ -95,6 +98,33 @@ class CostProfile:
     def table(self) -> list[dict[str, Any]]:
         return [{"stage": k, "per_packet_us": v.per_packet_s / US, "per_byte_ns": v.per_byte_s / NS, "note": v.note}
                 for k, v in self.stages.items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file format of ``simnet calibrate`` / ``simnet run --cost-profile``."""
+        return {"name": self.name, "stages": {r["stage"]: {"per_packet_us": r["per_packet_us"],
+                                                           "per_byte_ns": r["per_byte_ns"], "note": r["note"]}
+                                              for r in self.table()}}
+
+    @classmethod
+    def from_dict(cls, d: Any, base: "CostProfile") -> "CostProfile":
+        """A profile from ``to_dict``'s format; stages it does not name keep ``base``'s costs.
+
+        Raises ValueError naming the first problem (an unknown stage, a negative or missing number).
+        """
+        if not isinstance(d, dict) or not isinstance(d.get("stages"), dict):
+            raise ValueError("a cost profile is an object with 'name' and 'stages'")
+        stages = dict(base.stages)
+        for k, v in d["stages"].items():
+            if k not in base.stages:
+                raise ValueError(f"unknown stage {k!r} (stages: {', '.join(base.stages)})")
+            try:
+                pp, pb = float(v["per_packet_us"]), float(v.get("per_byte_ns", 0.0))
+            except (TypeError, KeyError, ValueError):
+                raise ValueError(f"stage {k!r}: needs a number per_packet_us (and optionally per_byte_ns)") from None
+            if not (0 <= pp < 1e6 and 0 <= pb < 1e6):
+                raise ValueError(f"stage {k!r}: costs must be non-negative, got {pp} µs, {pb} ns/B")
+            stages[k] = Stage(pp * US, pb * NS, str(v.get("note", "")))
+        return cls(str(d.get("name", "custom")), stages)
 
 
 _MEASURED = "fitted to path totals measured with tools/costs/measure.sh (see module docstring)"

@@ -143,12 +143,23 @@ class Loopback(NetDevice):
             seg.charge(skb, "loopback_xmit")
         self.ns.skb_orphan(skb)
         skb.eth_dst = skb.eth_src = 0
-        if seg is not None and not seg.netif_rx(self.rx, skb, self.ns.host.max_backlog):
-            self.rx_dropped += 1
+        if seg is not None and not seg.netif_rx(self._process, skb, self.ns.host.max_backlog):
+            self.rx_dropped += 1          # enqueue_to_backlog(): dev_core_stats_rx_dropped_inc
             self.ns.kfree_skb(skb, Drop.CPU_BACKLOG, "loopback_xmit")
             return
+        # loopback_xmit() takes skb->len after eth_type_trans() pulled the Ethernet header, and lo's
+        # rx statistics are its tx statistics: both count the IP packet without the 14-byte header
+        # (checked on Linux 6.18 with the netns engine).
         self.tx_packets += 1
-        self.tx_bytes += 14 + skb.l3_len
-        # libpcap drops the outgoing copy on lo, so the capture sees each packet once (rx).
+        self.tx_bytes += skb.l3_len
+        self.rx_packets += 1
+        self.rx_bytes += skb.l3_len
         if seg is None:
-            self.rx(skb)
+            self._process(skb)
+
+    def _process(self, skb: Skb) -> None:
+        """process_backlog() for lo: the capture sees the packet once (libpcap drops the
+        outgoing copy on lo), then up the stack."""
+        if self.capture is not None:
+            self.capture(self.ctx.vnow(), skb, self, False)
+        self.receive(skb)

@@ -5,12 +5,23 @@
 from the address of the route back. No error is sent about an ICMP error, a non-first
 fragment, or a packet that arrived as a link-layer broadcast.
 
-Rate limits, in the kernel's order: the global token bucket (``icmp_msgs_per_sec``,
-``icmp_msgs_burst``; ``OutRateLimitGlobal``), then per destination (``icmp_ratelimit`` = 1 s
-per message with a burst of 6, ``XRLIM_BURST_FACTOR``; ``OutRateLimitHost``) for the types in
-``icmp_ratemask``; errors towards ourselves (the route back is ``lo``) are not limited.
+Rate limits, in the kernel's order (Linux ≥ 6.10, ``__icmp_send``), for the types in
+``icmp_ratemask`` except "fragmentation needed" (``icmpv4_mask_allow``):
+
+1. the per-namespace global bucket (``icmpv4_global_allow``), skipped when the offending
+   packet came in on ``lo``: allowed while its credit is positive; an empty bucket refills —
+   at most ``icmp_msgs_burst``, by ``icmp_msgs_per_sec`` × the jiffies since the last refill,
+   and not within 20 ms (HZ/50) of it; refused messages count ``OutRateLimitGlobal``;
+2. after the route back is known, per destination (``icmpv4_xrlim_allow``: ``icmp_ratelimit``
+   = 1 s per message with a burst of 6, ``XRLIM_BURST_FACTOR``; ``OutRateLimitHost``), not
+   when the route back is ``lo``; a message that passes takes 0, 1 or 2 credits from the
+   global bucket at random (``icmp_global_consume``, uniformly; this model draws from the
+   namespace's own seeded stream, so runs are reproducible, but the kernel's counts of
+   rate-limited messages are random).
+
 Observed on Linux 6.18: 10 datagrams to a closed port within 100 ms → 6 port-unreachable
-errors and ``OutRateLimitHost`` 4.
+errors and ``OutRateLimitHost`` 4; 256 datagrams dropped at once by a failed neighbour
+resolution → about 50 host-unreachable errors, the rest ``OutRateLimitGlobal``.
 
 ``rcv`` counts the message (``InMsgs``, ``InDestUnreachs``, ``IcmpMsg InTypeN``) and, for
 "fragmentation needed", lowers the path MTU towards the quoted destination for 600 s
@@ -38,6 +49,7 @@ _ERROR_TYPES = {3, 4, 5, 11, 12}
 _XRLIM_BURST_FACTOR = 6
 _MIN_PMTU = 552
 _MTU_EXPIRES_S = 600.0
+_HZ = 250                     # CONFIG_HZ of the reference kernel (jiffies of the global ICMP bucket)
 
 
 class Icmp:
@@ -46,20 +58,30 @@ class Icmp:
     def __init__(self, ns: "Netns") -> None:
         self.ns = ns
         self.peers: dict[int, list[float]] = {}      # daddr -> [tokens_s, last_s]
-        self.global_credit = float(ns.params.icmp.msgs_burst)
-        self.global_stamp = 0.0
+        self.global_credit = 0                       # icmp_global_credit (a new namespace: 0, stamp long ago)
+        self.global_stamp_j: int | None = None       # icmp_global_stamp, in jiffies
+        self._rng = ns.ctx.rng(f"icmp:{ns.name}")
 
     # -- rate limiting ---------------------------------------------------------------
     def _global_allow(self, now: float) -> bool:
+        """icmp_global_allow()."""
+        if self.global_credit > 0:
+            return True
         p = self.ns.params.icmp
-        if p.msgs_per_sec <= 0:
-            return True
-        self.global_credit = min(float(p.msgs_burst), self.global_credit + (now - self.global_stamp) * p.msgs_per_sec)
-        self.global_stamp = now
-        if self.global_credit >= 1.0:
-            self.global_credit -= 1.0
-            return True
-        return False
+        j = int(now * _HZ)
+        delta = _HZ if self.global_stamp_j is None else min(j - self.global_stamp_j, _HZ)
+        if delta < _HZ // 50:
+            return False
+        incr = p.msgs_per_sec * delta // _HZ
+        if incr <= 0:
+            return False
+        self.global_stamp_j = j
+        self.global_credit = min(self.global_credit + incr, p.msgs_burst)
+        return True
+
+    def _global_consume(self) -> None:
+        """icmp_global_consume(): 0, 1 or 2 credits, uniformly at random (may go negative)."""
+        self.global_credit -= int(self._rng.integers(0, 3))
 
     def _peer_allow(self, daddr: int, now: float) -> bool:
         """inet_peer_xrlim_allow(): a new peer starts with a full bucket."""
@@ -78,8 +100,14 @@ class Icmp:
         return ok
 
     # -- send ----------------------------------------------------------------------------
-    def send(self, skb_in: Skb, itype: int, code: int, info: int = 0, pt: int = 0) -> None:
-        """icmp_send(): an error about ``skb_in`` back to its source."""
+    def send(self, skb_in: Skb, itype: int, code: int, info: int = 0, pt: int = 0,
+             via_lo: bool | None = None) -> None:
+        """icmp_send(): an error about ``skb_in`` back to its source.
+
+        ``via_lo``: whether ``skb_in`` came in on ``lo`` (no global rate limit then); by default
+        a packet from one of our own addresses did (locally generated packets reach our own
+        sockets over ``lo``); a packet we were sending passes ``via_lo=False``.
+        """
         ns = self.ns
         if pt != 0:                                   # not PACKET_HOST
             return
@@ -93,17 +121,23 @@ class Icmp:
         if r_in is not None and r_in.rtype == RTN_BROADCAST:
             return
         now = ns.ctx.vnow()
-        rt = ns.route_output(skb_in.saddr)
-        if rt is None:
-            return
-        limited = bool(ns.params.icmp.ratemask & (1 << itype)) and rt.dev.kind != "loopback"
-        if limited:
+        if via_lo is None:
+            via_lo = skb_in.saddr in ns.local_addrs
+        masked = bool(ns.params.icmp.ratemask & (1 << itype)) and not (itype == 3 and code == 4)
+        apply_ratelimit = False
+        if masked and not via_lo:
             if not self._global_allow(now):
                 ns.snmp_icmp["OutRateLimitGlobal"] += 1
                 return
-            if not self._peer_allow(skb_in.saddr, now):
+            apply_ratelimit = True
+        rt = ns.route_output(skb_in.saddr)
+        if rt is None:
+            return
+        if apply_ratelimit:
+            if rt.dev.kind != "loopback" and not self._peer_allow(skb_in.saddr, now):
                 ns.snmp_icmp["OutRateLimitHost"] += 1
                 return
+            self._global_consume()
         skb = ns.alloc_skb("icmp")
         skb.proto = IPPROTO_ICMP
         skb.tos = 0xC0

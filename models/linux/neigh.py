@@ -6,7 +6,8 @@ Models net/core/neighbour.c (``__neigh_event_send``, ``__neigh_update``,
 
 * first use of an unknown neighbour: INCOMPLETE, a broadcast request at once and every
   ``retrans_time`` (1 s); after ``mcast_solicit`` (3) requests with no reply, FAILED, and the
-  queued packets are dropped (``NEIGH_FAILED``). The next packet starts over.
+  queued packets are dropped (``NEIGH_FAILED``), each reported to its source with an ICMP
+  host unreachable (``arp_error_report``). The next packet starts over.
 * packets wait in the entry's ``arp_queue`` while INCOMPLETE, bounded by ``unres_qlen_bytes``
   of truesize; the oldest is dropped above it (``NEIGH_QUEUEFULL``).
 * a reply makes the entry REACHABLE for ``reachable_time``, a uniform draw in
@@ -152,13 +153,22 @@ class Neighbour:
         self.probes += 1
 
     def _invalidate(self) -> None:
-        """neigh_invalidate(): drop what waited for this neighbour."""
+        """neigh_invalidate(): report and drop what waited for this neighbour.
+
+        ``res_failed`` counts once per failed resolution; each queued packet goes to
+        ``arp_error_report`` → ``ipv4_link_failure``, which sends its source an ICMP host
+        unreachable (rate-limited like any ICMP error), then it is freed.
+        """
         ns = self.tbl.ns
-        tbl = self.tbl
+        self.tbl.res_failed += 1
+        while self.arp_queue and self.state == NUD_FAILED:
+            skb = self.arp_queue.popleft()
+            self.queue_bytes -= skb.truesize
+            ns.icmp.send(skb, 3, 1, via_lo=False)
+            ns.kfree_skb(skb, Drop.NEIGH_FAILED, "neigh_invalidate")
         while self.arp_queue:
             skb = self.arp_queue.popleft()
             self.queue_bytes -= skb.truesize
-            tbl.res_failed += 1
             ns.kfree_skb(skb, Drop.NEIGH_FAILED, "neigh_invalidate")
 
 

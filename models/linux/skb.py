@@ -80,15 +80,24 @@ def int_to_mac(n: int) -> str:
 _KMALLOC_SIZES = (32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 
+SKB_SMALL_HEAD_CACHE_BYTES = 576   # SKB_HEAD_ALIGN(MAX_TCP_HEADER) on the reference kernel (Linux 6.18)
+
+
 def truesize(l3_len: int) -> int:
     """``skb->truesize`` of a linear skb holding an ``l3_len``-byte IP packet (x86_64).
 
     ``__alloc_skb`` asks for ``SKB_DATA_ALIGN(len + headroom) + SKB_DATA_ALIGN(sizeof(skb_shared_info))``
-    (320 B), kmalloc rounds that to its next size class, and ``SKB_TRUESIZE`` adds the aligned
-    ``struct sk_buff`` (256 B). Headroom is ``LL_RESERVED_SPACE`` = 16 B for Ethernet. A
-    1500-byte packet gives 2048 + 256 = 2304 B, the per-MSS figure in ``tcp_sndbuf_expand``.
+    (320 B); ``kmalloc_reserve`` takes heads of up to ``SKB_SMALL_HEAD_CACHE_SIZE`` (576 B on the
+    reference kernel; 640 B where MAX_HEADER makes MAX_TCP_HEADER 320) from the small-head cache,
+    larger ones from kmalloc's next size class, and ``SKB_TRUESIZE`` adds the aligned ``struct
+    sk_buff`` (256 B). Headroom is ``LL_RESERVED_SPACE`` = 16 B for Ethernet. A datagram of up to
+    ~240 bytes gives 576 + 256 = 832 B (observed on Linux 6.18: a UDP socket blocks with 256
+    such datagrams queued, 256 × 832 = 212992 = ``wmem_default``); a 1500-byte packet gives
+    2048 + 256 = 2304 B, the per-MSS figure in ``tcp_sndbuf_expand``.
     """
     need = ((l3_len + 16 + 63) & ~63) + 320
+    if need <= SKB_SMALL_HEAD_CACHE_BYTES:
+        return SKB_SMALL_HEAD_CACHE_BYTES + 256
     for k in _KMALLOC_SIZES:
         if need <= k:
             return k + 256

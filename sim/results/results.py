@@ -200,6 +200,8 @@ class Results:
         lat_rows = [{"flow": f.name, "seq": i, "sent_s": float(t), "latency_s": float(v)} for f in self.flows
                     for i, (t, v) in enumerate(zip(f.sent_s, f.latencies_s))]
         (out / "latency.csv").write_text(_csv(lat_rows, ["flow", "seq", "sent_s", "latency_s"]))
+        for fname, obj in self.extra.get("files", {}).items():     # engine-specific files (netns.json)
+            (out / fname).write_text(json.dumps(obj, indent=2) + "\n")
         if plots:
             from .plots import write_plots
 

@@ -247,7 +247,9 @@ class RunSpec(_Strict):
 
     until: Time | None = Field(None, description="simulated time to stop at (default: when every workload is done "
                                                   "and no packet is in flight)")
-    engine: Literal["des"] = "des"
+    engine: Literal["des", "netns", "des,netns"] = Field(
+        "des", description="des (simulation), netns (replay on real namespaces, needs root) or des,netns (both, "
+                           "compared)")
 
 
 class Scenario(_Strict):

@@ -1,0 +1,269 @@
+"""``simnet calibrate``: this machine's stack costs, measured on real namespaces, as a cost profile.
+
+Method (the one the default profile's numbers come from; models/linux/cpu.py): a C
+``send()`` loop (tools/costs/snd.c, built with the machine's ``cc``) pinned to one CPU sends
+UDP datagrams as fast as it can for ``seconds`` per point, a C receiver (tools/costs/rcv.c)
+pinned to another reads them; each reports its thread's CPU time per datagram. veth and
+loopback deliver in the sender's softirq, so the sender's CPU time per datagram is the whole
+path up to the receiving socket, the receiver's is ``recvfrom()``. Paths, each built by the
+netns engine's own plan from a scenario graph: ``loopback`` (two host-networked
+containers), ``veth`` (two namespaces joined by one veth pair), ``bridge`` (two containers on
+docker0), ``router`` (two bridge networks routed through the host); payloads of several
+sizes.
+
+Fit: the DES, run on the same graphs with a unit cost per stage, says which stages each
+path charges per datagram and for how many bytes (its ledger), so every measurement is one
+linear equation in the stages' per-packet and per-byte costs. They are solved by least
+squares in relative terms, pulled towards the current profile (ridge, weight 0.05) so that
+stages the measurements cannot tell apart keep their ratio; stages no path exercises
+(physical NICs, ARP, ICMP) keep their current cost. The profile is written as JSON for
+``simnet run --cost-profile FILE``.
+
+Check (``--check``): right after, the DES with the new profile predicts the throughput of a
+CPU-bound UDP sender (1472-byte datagrams) on each path, and the real sender is measured
+again: the table of predicted vs measured is the calibration's figure of merit.
+
+Scope and limitations: UDP paths only (TCP and vxlan paths are added when those models
+exist); CPU time is the kernel's tick-based accounting of the sender thread; the machine's
+other load disturbs the numbers (run it on a quiet machine).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import simnet
+from simnet.compile import Compiled, WorkloadPlan
+from simnet.models.docker.graph import add_veth_pair
+from simnet.models.linux.cpu import DEFAULT_COSTS, NS, US, CostProfile, Stage
+
+from .apply import apply_plan, wait_carrier
+from .lab import Lab
+from .plan import build_plan
+from .preflight import Unavailable, check_host, check_plan, probe_kernel
+
+__all__ = ["calibrate", "CalibrationError", "PATHS", "path_scenario", "stage_loads", "path_cost_us", "predict_pps"]
+
+RIDGE = 0.05
+PATHS = ("loopback", "veth", "bridge", "router")
+_SCEN = {
+    "loopback": """
+name: cal-loopback
+containers: {a: {networks: [host]}, b: {networks: [host]}}
+workloads: [{name: f, app: udp, from: a, to: b, port: 9000, count: COUNT, payload: SIZE, interval: INTERVAL}]
+""",
+    "bridge": """
+name: cal-bridge
+containers: {a: {}, b: {}}
+workloads: [{name: f, app: udp, from: a, to: b, port: 9000, count: COUNT, payload: SIZE, interval: INTERVAL}]
+""",
+    "router": """
+name: cal-router
+hosts: {host: {daemon: {iptables: false}}}
+networks: {n1: {subnet: 10.71.0.0/24}, n2: {subnet: 10.72.0.0/24}}
+containers: {a: {networks: [n1]}, b: {networks: [n2]}}
+workloads: [{name: f, app: udp, from: a, to: b, port: 9000, count: COUNT, payload: SIZE, interval: INTERVAL}]
+""",
+}
+
+
+class CalibrationError(Exception):
+    """A measurement failed (the message says which)."""
+
+
+def path_scenario(path: str, size: int, count: int = 200, interval: str = "20us") -> Compiled:
+    """The compiled scenario of one calibration path: a UDP flow from a to b."""
+    text = _SCEN["bridge" if path == "veth" else path]
+    text = text.replace("COUNT", str(count)).replace("SIZE", str(size)).replace("INTERVAL", interval)
+    comp = simnet.compile_scenario(simnet.loads(text, f"<calibrate:{path}>"))
+    if path == "veth":
+        comp = _direct_veth(comp)
+    return comp
+
+
+def _direct_veth(comp: Compiled) -> Compiled:
+    """The bridge scenario rewired: a's and b's eth0 are the two ends of one veth pair."""
+    g = comp.graph.copy()
+    addrs = {c: g.nodes[f"{c}:eth0"]["addrs"] for c in ("a", "b")}
+    drop = [n for n, d in g.nodes(data=True) if d.get("kind") in ("veth", "bridge")]
+    g.remove_nodes_from(drop)
+    for c in ("a", "b"):
+        g.nodes[c]["routes"] = []
+    add_veth_pair(g, "a", "eth0", "b", "eth0", addrs_a=addrs["a"], addrs_b=addrs["b"])
+    wp = comp.workloads[0]
+    w = WorkloadPlan(index=0, name=wp.name, app=wp.app, spec=wp.spec, src_netns="a", dst_netns="b", daddr=wp.daddr,
+                     dport=wp.dport, path=("a", "b"))
+    return Compiled(scenario=comp.scenario, graph=g, hosts=comp.hosts, container_netns=comp.container_netns,
+                    networks=comp.networks, workloads=[w])
+
+
+def stage_loads(comp: Compiled) -> dict[str, dict[str, float]]:
+    """Per datagram, for the sender's and the receiver's CPU: how often each stage is charged
+    (``send_pp``, ``recv_pp``) and for how many bytes (``send_pb``, ``recv_pb``), from the DES's
+    ledger. The receiver's ``recvfrom()`` charges one ``syscall`` (no bytes) and ``udp_recvmsg``;
+    everything else runs on the sender's CPU (veth and loopback receive in its softirq)."""
+    from simnet.engines.des.engine import run_des
+
+    unit_pp = CostProfile("unit-packet", {k: Stage(1e-9, 0.0, "") for k in DEFAULT_COSTS.stages})
+    unit_pb = CostProfile("unit-byte", {k: Stage(0.0, 1e-12, "") for k in DEFAULT_COSTS.stages})
+    out = []
+    for prof, scale in ((unit_pp, 1e-9), (unit_pb, 1e-12)):
+        res = run_des(comp, costs=prof)
+        f = res.flows[0]
+        n = max(f.layer_packets, 1)
+        out.append({k[4:]: v / scale / n for k, v in f.layers_s.items() if k.startswith("cpu:") and k != "cpu:siblings"})
+    pp, pb = out
+    send_pp = {k: v - (1.0 if k == "syscall" else 0.0) for k, v in pp.items() if k != "udp_recvmsg"}
+    send_pb = {k: v for k, v in pb.items() if k != "udp_recvmsg" and v}
+    return {"send_pp": send_pp, "send_pb": send_pb, "recv_pp": {"syscall": 1.0, "udp_recvmsg": pp.get("udp_recvmsg", 0)},
+            "recv_pb": {"udp_recvmsg": pb.get("udp_recvmsg", 0.0)}}
+
+
+def _cost_tools() -> tuple[Path, Path]:
+    """tools/costs/snd.c and rcv.c of simnet's source tree, built into a cache directory."""
+    src = Path(__file__).resolve().parents[3] / "tools" / "costs"
+    if not (src / "snd.c").exists():
+        raise Unavailable(f"simnet calibrate needs the C programs of tools/costs (not found at {src}): install "
+                          "simnet from its source tree (pip install -e .)")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise Unavailable("simnet calibrate needs a C compiler (cc) to build tools/costs/snd.c and rcv.c")
+    out = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "simnet" / "costs"
+    out.mkdir(parents=True, exist_ok=True)
+    bins = []
+    for name in ("snd", "rcv"):
+        b = out / name
+        if not b.exists() or b.stat().st_mtime < (src / f"{name}.c").stat().st_mtime:
+            cp = subprocess.run([cc, "-O2", "-o", str(b), str(src / f"{name}.c")], capture_output=True, text=True)
+            if cp.returncode != 0:
+                raise CalibrationError(f"cc {name}.c: {cp.stderr.strip()}")
+        bins.append(b)
+    return bins[0], bins[1]
+
+
+_SND = re.compile(r"size=(\d+) pkts=(\d+) wall=([\d.]+) cpu=([\d.]+) us_per_pkt_cpu=([\d.]+)")
+_RCV = re.compile(r"recv pkts=(\d+) cpu=([\d.]+) us_per_pkt=([\d.]+)")
+
+
+def _measure_path(lab: Lab, comp: Compiled, features: Any, sizes: list[int], seconds: float,
+                  snd: Path, rcv: Path) -> list[dict[str, Any]]:
+    plan = build_plan(comp.graph, lab.prefix, features)
+    check_plan(plan, features)
+    apply_plan(plan, created=lab.netns, guard=lab.critical)
+    wait_carrier(plan)
+    wp = comp.workloads[0]
+    ncpu = os.cpu_count() or 1
+    rows = []
+    try:
+        for size in sizes:
+            r = lab.spawn(plan.netns[wp.dst_netns], ["taskset", "-c", str(1 % ncpu), str(rcv), f"{seconds + 2:g}"])
+            time.sleep(0.2)
+            s = lab.spawn(plan.netns[wp.src_netns], ["taskset", "-c", "0", str(snd), wp.daddr, str(size),
+                                                    f"{seconds:g}"])
+            s_out, s_err = s.communicate(timeout=seconds + 30)
+            r_out, r_err = r.communicate(timeout=seconds + 30)
+            ms, mr = _SND.search(s_out or ""), _RCV.search(r_out or "")
+            if not ms or not mr:
+                raise CalibrationError(f"no measurement ({(s_err or r_err or s_out).strip()[:200]})")
+            rows.append({"payload": size, "packets": int(ms.group(2)), "wall_s": float(ms.group(3)),
+                         "us_per_packet": float(ms.group(5)), "received": int(mr.group(1)),
+                         "recv_us_per_packet": float(mr.group(3))})
+    finally:
+        lab.cleanup()
+    return rows
+
+
+def _fit(points: list[dict[str, Any]], base: CostProfile) -> CostProfile:
+    """Least squares on relative errors, with a ridge towards ``base`` (see the module docstring)."""
+    cols: list[tuple[str, str]] = []
+    for p in points:
+        loads = p["loads"]
+        for t, key in (("pp", "send_pp"), ("pp", "recv_pp"), ("pb", "send_pb"), ("pb", "recv_pb")):
+            for k, v in loads[key].items():
+                if v and (t, k) not in cols:
+                    cols.append((t, k))
+    x0 = np.array([base.stages[k].per_packet_s / US if t == "pp" else base.stages[k].per_byte_s / US
+                   for t, k in cols])            # µs per packet, µs per byte
+    x0 = np.maximum(x0, 1e-5)
+    rows, rhs = [], []
+    for p in points:
+        for side, y in (("send", p["us_per_packet"]), ("recv", p["recv_us_per_packet"])):
+            a = np.array([p["loads"][f"{side}_{t}"].get(k, 0.0) for t, k in cols])
+            rows.append(a * x0 / y)
+            rhs.append(1.0)
+    A = np.vstack([np.array(rows), np.sqrt(RIDGE) * np.eye(len(cols))])
+    b = np.concatenate([np.array(rhs), np.sqrt(RIDGE) * np.ones(len(cols))])
+    z, *_ = np.linalg.lstsq(A, b, rcond=None)
+    x = np.maximum(z, 0.05) * x0
+    stages = dict(base.stages)
+    host = platform.node() or "this machine"
+    note = f"fitted by simnet calibrate on {host} (Linux {platform.release()})"
+    for (t, k), v in zip(cols, x):
+        st = stages[k]
+        stages[k] = Stage(v * US, st.per_byte_s, note) if t == "pp" else Stage(stages[k].per_packet_s, v * US, note)
+    day = datetime.date.today().isoformat()
+    return CostProfile(f"calibrated-{host}-{day}", stages)
+
+
+def path_cost_us(loads: dict[str, dict[str, float]], costs: CostProfile, side: str = "send") -> float:
+    """A path's CPU time per datagram on the sender's (or receiver's) CPU under ``costs``."""
+    return (sum(costs.stages[k].per_packet_s * v for k, v in loads[f"{side}_pp"].items())
+            + sum(costs.stages[k].per_byte_s * v for k, v in loads[f"{side}_pb"].items())) / US
+
+
+def predict_pps(path: str, size: int, costs: CostProfile, count: int = 3000) -> float:
+    """The DES's throughput (datagrams per second) of a CPU-bound UDP sender on ``path``."""
+    from simnet.engines.des.engine import run_des
+
+    comp = path_scenario(path, size, count=count, interval="0s")
+    f = run_des(comp, costs=costs).flows[0]
+    # the sender's pace: from the first send to the last send
+    return (f.packets_sent - 1) / max(float(f.sent_s[-1] - f.sent_s[0]), 1e-12) if len(f.sent_s) > 1 else 0.0
+
+
+def calibrate(output: Path, *, seconds_per_point: float = 1.0, sizes: list[int] | None = None, check: bool = True,
+              say: Callable[[str], None] = lambda _m: None, paths: tuple[str, ...] = PATHS) -> dict[str, Any]:
+    """Measure, fit, write ``output``; returns the measurements and the check."""
+    sizes = sizes or [64, 512, 1472]
+    check_host({"ethtool", "taskset"})
+    snd, rcv = _cost_tools()
+    points: list[dict[str, Any]] = []
+    with Lab() as lab:
+        features = probe_kernel(lab, {"veth", "bridge"}, set())
+        for path in paths:
+            say(f"measuring {path} ({len(sizes)} sizes × {seconds_per_point:g} s)")
+            rows = _measure_path(lab, path_scenario(path, sizes[0]), features, sizes, seconds_per_point, snd, rcv)
+            for row in rows:
+                points.append({"path": path, **row, "loads": stage_loads(path_scenario(path, row["payload"]))})
+        profile = _fit(points, DEFAULT_COSTS)
+        for p in points:
+            p["fit_us_per_packet"] = path_cost_us(p["loads"], profile)
+            p["default_us_per_packet"] = path_cost_us(p["loads"], DEFAULT_COSTS)
+            p["fit_recv_us_per_packet"] = path_cost_us(p["loads"], profile, "recv")
+        report: dict[str, Any] = {"points": [{k: v for k, v in p.items() if k != "loads"} for p in points]}
+        data = profile.to_dict()
+        data["source"] = {"command": "simnet calibrate", "kernel": platform.release(), "host": platform.node(),
+                          "seconds_per_point": seconds_per_point, "sizes": sizes, "points": report["points"]}
+        output.write_text(json.dumps(data, indent=2) + "\n")
+        if check:
+            report["check"] = []
+            for path in paths:
+                say(f"checking {path}")
+                real = _measure_path(lab, path_scenario(path, 1472), features, [1472], seconds_per_point, snd, rcv)[0]
+                measured = real["packets"] / real["wall_s"]
+                predicted = predict_pps(path, 1472, profile)
+                report["check"].append({"path": path, "payload": 1472, "predicted_pps": predicted,
+                                        "measured_pps": measured, "error": predicted / measured - 1.0})
+    return report

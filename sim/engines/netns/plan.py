@@ -1,0 +1,582 @@
+"""The netns engine's plan: a compiled graph becomes a list of typed operations (pure).
+
+Each operation is one iproute2/ethtool/sysctl/tc command, as an argument list. The plan is
+data: ``apply.py`` runs it, ``to_script()`` prints it as a bash script a person can read and
+run (``simnet run FILE --engine netns --dry-run``), and ``expected()`` says what the kernel
+should show once it has run (the dry-run test compares that with ``ip -json``).
+
+Mapping (Mininet's split of a topology description from its realisation):
+
+* every namespace of the graph (a host's root namespace, a container's sandbox) becomes a
+  network namespace ``<prefix>-<name>``; devices are created *inside* those namespaces with
+  the names Linux shows there in the model (``eth0``, ``docker0``, ``veth1a2b3c4``), so
+  nothing is ever created in the machine's own namespace and removing a run's namespaces
+  removes all its devices;
+* device kinds map to operations through :data:`DEVICE_BUILDERS` (``loopback``, ``veth``,
+  ``bridge``, ``nic``); a driver that adds a device kind (vxlan, macvlan, ipvlan) adds a
+  builder here. A kind without a builder is refused (:class:`PlanError`);
+* a host's NIC is one end of a veth pair whose other end is the NIC at the far end of its
+  link; the line rate becomes an HTB class (rate = ceil = the NIC rate, with the 24 bytes of
+  Ethernet L1 overhead and the 84-byte minimum slot, as the model serialises) over a pfifo of
+  ``txqueuelen + tx_ring`` packets; the propagation delay needs netem and is reported as not
+  reproduced when the kernel has none;
+* sysctls: every parameter the model honours is written with the model's value for that
+  namespace (the scenario's, else the model's default), so the machine's own tuning does not
+  leak into the replay; neighbour parameters are per device in a namespace (a new namespace
+  has no ``neigh.default``), so they are written for each device after it is created;
+* kernel noise the model does not simulate is switched off before any link comes up: IPv6
+  (router solicitations, MLD and DAD frames; Docker disables IPv6 in containers without it),
+  ICMP redirects (``send_redirects``), and bridge netfilter (``bridge-nf-call-*``, on by
+  default in a new namespace once br_netfilter is built in; the model's default is off, as
+  Docker 28 leaves it). ``rp_filter`` and ``ip_forward`` are set explicitly because a new
+  namespace inherits them from the machine's (``devconf_inherit_init_net`` = 0);
+* offloads: TSO/GSO/GRO of every veth and NIC end are set to the device's ``features`` in
+  the graph (default: off, since the model segments nothing), with ethtool.
+
+Scope and limitations: Docker's DOCKER-ISOLATION rules are not installed (the compiler
+refuses every workload that would cross them, so no packet of the replay reaches them);
+sysctls that are global rather than per namespace (``net.core.netdev_max_backlog``) are not
+written and are listed in :attr:`Plan.notes` when the scenario sets them.
+Validation: tests/engines/netns/test_plan.py (without root), test_netns.py (the script run
+as root builds the topology ``expected()`` describes).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import networkx as nx
+
+from simnet.models.linux.params import SYSCTLS
+
+__all__ = ["Op", "NetnsAdd", "Sysctl", "LinkAdd", "SetMaster", "SetMtu", "SetTxqlen", "AddrAdd", "RouteAdd",
+           "Offloads", "LinkUp", "TcQdisc", "Plan", "PlanError", "build_plan", "DEVICE_BUILDERS", "PREFIX_RE",
+           "IFNAMSIZ", "GLOBAL_SYSCTLS", "KernelFeatures"]
+
+IFNAMSIZ = 15                                   # Linux interface names: 15 characters + NUL
+PREFIX_RE = re.compile(r"^sn[0-9a-f]{5}$")      # a run's prefix: "sn" + 5 hex digits
+# not writable in a namespace on Linux 6.18: global, or read-only mirrors of the machine's value
+GLOBAL_SYSCTLS = frozenset({"net.core.netdev_max_backlog", "net.core.wmem_default", "net.core.rmem_default",
+                            "net.core.wmem_max", "net.core.rmem_max"})
+DEFAULT_OFFLOADS = (("tso", False), ("gso", False), ("gro", False))
+
+# Written in every namespace before any link exists: kernel behaviour the model does not have.
+NOISE_SYSCTLS = (
+    ("net.ipv6.conf.all.disable_ipv6", "1"),        # RS, MLD, DAD: no IPv6 in the model
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ("net.ipv4.conf.all.send_redirects", "0"),      # the model sends no ICMP redirects
+    ("net.ipv4.conf.default.send_redirects", "0"),
+    ("net.ipv4.conf.all.rp_filter", "0"),           # inherited from the machine otherwise
+    ("net.ipv4.conf.default.rp_filter", "0"),
+    ("net.ipv4.conf.all.arp_notify", "0"),          # no gratuitous ARP on link up
+    ("net.ipv4.conf.default.arp_notify", "0"),
+    ("net.bridge.bridge-nf-call-arptables", "0"),
+    ("net.bridge.bridge-nf-call-ip6tables", "0"),
+)
+
+
+class PlanError(Exception):
+    """The graph holds something the netns engine cannot build (names the node)."""
+
+
+@dataclass(frozen=True)
+class KernelFeatures:
+    """What the kernel offers, from the preflight probe (``None``: not probed, assume the minimum)."""
+
+    link_kinds: frozenset[str] = frozenset({"veth", "bridge"})
+    qdiscs: frozenset[str] = frozenset({"htb", "pfifo"})
+    sysctls: frozenset[str] | None = None          # sysctls writable in a namespace; None: all but GLOBAL
+    values: dict[str, str] = field(default_factory=dict)   # what a new namespace reads for each sysctl
+
+
+# -- operations --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Op:
+    """One step of a plan: a command as an argument list, and a readable label."""
+
+    stderr_fails: ClassVar[bool] = False     # the command can fail with exit code 0 (sysctl -w)
+
+    def argv(self) -> list[str]:  # pragma: no cover - every op overrides it
+        raise NotImplementedError
+
+    def label(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def netns(self) -> str:
+        return getattr(self, "ns")
+
+
+def _ip(ns: str, *args: str) -> list[str]:
+    return ["ip", "-n", ns, *args]
+
+
+def _exec(ns: str, *args: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *args]
+
+
+@dataclass(frozen=True)
+class NetnsAdd(Op):
+    ns: str
+
+    def argv(self) -> list[str]:
+        return ["ip", "netns", "add", self.ns]
+
+    def label(self) -> str:
+        return f"netns add {self.ns}"
+
+
+@dataclass(frozen=True)
+class Sysctl(Op):
+    """``sysctl -w`` inside a namespace (procps exits 0 when a key is refused: stderr says so)."""
+
+    ns: str
+    values: tuple[tuple[str, str], ...]
+    stderr_fails: ClassVar[bool] = True
+
+    def argv(self) -> list[str]:
+        return _exec(self.ns, "sysctl", "-q", "-w", *(f"{k}={v}" for k, v in self.values))
+
+    def label(self) -> str:
+        return f"sysctl {', '.join(k for k, _v in self.values[:3])}{'…' if len(self.values) > 3 else ''} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class LinkAdd(Op):
+    """``ip link add``; for a veth, both ends at once (the peer may live in another namespace)."""
+
+    ns: str
+    ifname: str
+    kind: str
+    mac: str | None = None
+    mtu: int | None = None
+    type_args: tuple[str, ...] = ()
+    peer_ns: str | None = None
+    peer_ifname: str | None = None
+    peer_mac: str | None = None
+    peer_mtu: int | None = None
+
+    def argv(self) -> list[str]:
+        cmd = _ip(self.ns, "link", "add", self.ifname)
+        if self.mac:
+            cmd += ["address", self.mac]
+        if self.mtu:
+            cmd += ["mtu", str(self.mtu)]
+        cmd += ["type", self.kind, *self.type_args]
+        if self.peer_ifname is not None:
+            cmd += ["peer", "name", self.peer_ifname]
+            if self.peer_mac:
+                cmd += ["address", self.peer_mac]
+            if self.peer_mtu:
+                cmd += ["mtu", str(self.peer_mtu)]
+            if self.peer_ns is not None:
+                cmd += ["netns", self.peer_ns]
+        return cmd
+
+    def label(self) -> str:
+        peer = f" (peer {self.peer_ifname} in {self.peer_ns})" if self.peer_ifname else ""
+        return f"link add {self.kind} {self.ifname} in {self.ns}{peer}"
+
+
+@dataclass(frozen=True)
+class SetMaster(Op):
+    ns: str
+    ifname: str
+    master: str
+
+    def argv(self) -> list[str]:
+        return _ip(self.ns, "link", "set", "dev", self.ifname, "master", self.master)
+
+    def label(self) -> str:
+        return f"set master of {self.ifname} to {self.master} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class SetMtu(Op):
+    ns: str
+    ifname: str
+    mtu: int
+
+    def argv(self) -> list[str]:
+        return _ip(self.ns, "link", "set", "dev", self.ifname, "mtu", str(self.mtu))
+
+    def label(self) -> str:
+        return f"set mtu {self.mtu} on {self.ifname} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class SetTxqlen(Op):
+    ns: str
+    ifname: str
+    txqueuelen: int
+
+    def argv(self) -> list[str]:
+        return _ip(self.ns, "link", "set", "dev", self.ifname, "txqueuelen", str(self.txqueuelen))
+
+    def label(self) -> str:
+        return f"set txqueuelen {self.txqueuelen} on {self.ifname} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class AddrAdd(Op):
+    ns: str
+    ifname: str
+    cidr: str
+
+    def argv(self) -> list[str]:
+        return _ip(self.ns, "addr", "add", self.cidr, "brd", "+", "dev", self.ifname)
+
+    def label(self) -> str:
+        return f"addr add {self.cidr} on {self.ifname} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class RouteAdd(Op):
+    ns: str
+    dst: str
+    via: str | None
+    dev: str | None
+
+    def argv(self) -> list[str]:
+        cmd = _ip(self.ns, "route", "add", self.dst)
+        if self.via:
+            cmd += ["via", self.via]
+        if self.dev:
+            cmd += ["dev", self.dev]
+        return cmd
+
+    def label(self) -> str:
+        return f"route add {self.dst}{' via ' + self.via if self.via else ''} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class Offloads(Op):
+    ns: str
+    ifname: str
+    features: tuple[tuple[str, bool], ...]
+
+    def argv(self) -> list[str]:
+        args = [a for k, on in self.features for a in (k, "on" if on else "off")]
+        return _exec(self.ns, "ethtool", "-K", self.ifname, *args)
+
+    def label(self) -> str:
+        return f"offloads {' '.join(f'{k}={int(v)}' for k, v in self.features)} on {self.ifname} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class LinkUp(Op):
+    ns: str
+    ifname: str
+
+    def argv(self) -> list[str]:
+        return _ip(self.ns, "link", "set", "dev", self.ifname, "up")
+
+    def label(self) -> str:
+        return f"link up {self.ifname} in {self.ns}"
+
+
+@dataclass(frozen=True)
+class TcQdisc(Op):
+    """A ``tc`` command on one device (qdisc or class), e.g. the NIC's rate limiter."""
+
+    ns: str
+    ifname: str
+    args: tuple[str, ...]
+
+    def argv(self) -> list[str]:
+        obj, verb, *rest = self.args
+        return ["tc", "-n", self.ns, obj, verb, "dev", self.ifname, *rest]
+
+    def label(self) -> str:
+        return f"tc {' '.join(self.args[:2])} {' '.join(self.args[2:6])} on {self.ifname} in {self.ns}"
+
+
+# -- the plan ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """Operations in order, what the kernel should show afterwards, and what is not reproduced."""
+
+    prefix: str
+    netns: dict[str, str]                         # graph namespace -> kernel namespace
+    ops: list[Op] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    needs_link_kinds: set[str] = field(default_factory=set)
+    needs_qdiscs: set[str] = field(default_factory=set)
+    needs_tools: set[str] = field(default_factory=lambda: {"ip"})
+    devices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)   # graph ns -> ifname -> facts
+    routes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    carrier: list[tuple[str, str]] = field(default_factory=list)   # (graph ns, ifname) that must come UP
+
+    def to_script(self) -> str:
+        """The plan as a bash script: ``set -e``, one command per line, cleanup at the end as a comment."""
+        lines = ["#!/usr/bin/env bash",
+                 f"# simnet netns plan, prefix {self.prefix}: run as root; remove with `simnet netns clean`",
+                 "# or: " + "; ".join(f"ip netns del {ns}" for ns in self.netns.values()),
+                 "set -euo pipefail"]
+        for n in self.notes:
+            lines.append(f"# not reproduced: {n}")
+        last = None
+        for op in self.ops:
+            kind = type(op).__name__
+            if kind != last:
+                lines.append(f"# {kind}")
+                last = kind
+            lines.append(shlex.join(op.argv()))
+        return "\n".join(lines) + "\n"
+
+    def expected(self) -> dict[str, Any]:
+        """Per kernel namespace: devices (kind, mtu, mac, master, addresses, up) and routes."""
+        return {self.netns[ns]: {"devices": devs, "routes": self.routes.get(ns, [])}
+                for ns, devs in self.devices.items()}
+
+
+@dataclass
+class _Ctx:
+    """What device builders need while planning."""
+
+    g: nx.MultiDiGraph
+    plan: Plan
+    features: KernelFeatures
+    done: set[str] = field(default_factory=set)
+    links: list[Op] = field(default_factory=list)
+    masters: list[Op] = field(default_factory=list)
+    shaping: list[Op] = field(default_factory=list)
+    ups: list[Op] = field(default_factory=list)
+    neigh: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # graph ns -> neighbour params
+    unwired: int = 0
+
+    def ns(self, graph_ns: str) -> str:
+        return self.plan.netns[graph_ns]
+
+    def fact(self, nid: str, **extra: Any) -> None:
+        d = self.g.nodes[nid]
+        self.plan.devices.setdefault(d["netns"], {})[d["ifname"]] = {
+            "kind": extra.pop("kind", d["kind"]), "mtu": d["mtu"], "mac": d["mac"].lower(),
+            "master": self.g.nodes[d["master"]]["ifname"] if d.get("master") else None,
+            "addrs": list(d["addrs"]), "up": True, **extra}
+
+
+DeviceBuilder = Callable[[_Ctx, str, dict[str, Any]], None]
+
+
+def _loopback(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
+    c.fact(nid)
+    c.ups.insert(0, LinkUp(c.ns(d["netns"]), d["ifname"]))
+
+
+def _offloads(c: _Ctx, ns: str, ifname: str, d: dict[str, Any]) -> None:
+    feats = d.get("features")
+    items = tuple(sorted(feats.items())) if isinstance(feats, dict) else DEFAULT_OFFLOADS
+    c.plan.needs_tools.add("ethtool")
+    c.shaping.append(Offloads(ns, ifname, tuple((k, bool(v)) for k, v in items)))
+
+
+def _veth(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
+    pid = d["peer"]
+    pd = c.g.nodes[pid]
+    c.links.append(LinkAdd(c.ns(d["netns"]), d["ifname"], "veth", mac=d["mac"], mtu=d["mtu"],
+                           peer_ns=c.ns(pd["netns"]), peer_ifname=pd["ifname"], peer_mac=pd["mac"],
+                           peer_mtu=pd["mtu"]))
+    c.plan.needs_link_kinds.add("veth")
+    for x, xd in ((nid, d), (pid, pd)):
+        c.done.add(x)
+        c.fact(x)
+        _offloads(c, c.ns(xd["netns"]), xd["ifname"], xd)
+        c.ups.append(LinkUp(c.ns(xd["netns"]), xd["ifname"]))
+        c.plan.carrier.append((xd["netns"], xd["ifname"]))
+
+
+def _bridge(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
+    ns = c.ns(d["netns"])
+    # mcast_snooping 0: with snooping on, a bridge joins 224.0.0.106 (all-snoopers, RFC 4286) when it comes
+    # up and sends two IGMPv3 reports, flooded to its ports. Docker's bridges do too, but come up before any
+    # container is attached; the replay brings the bridge up with its ports, and the model has no multicast.
+    c.links.insert(0, LinkAdd(ns, d["ifname"], "bridge", mac=d["mac"], mtu=d["mtu"],
+                              type_args=("mcast_snooping", "0")))
+    c.plan.needs_link_kinds.add("bridge")
+    c.fact(nid)
+    c.ups.insert(0, LinkUp(ns, d["ifname"]))
+    if any(k == "master" for _u, _v, k in c.g.in_edges(nid, data="kind")):
+        c.plan.carrier.append((d["netns"], d["ifname"]))
+
+
+def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
+    """A host's NIC: a veth end facing the NIC at the other end of its link, rate-limited."""
+    wires = [v for _u, v, k in c.g.out_edges(nid, data="kind") if k == "wire"]
+    ns = c.ns(d["netns"])
+    if wires:
+        pid = wires[0]
+        pd = c.g.nodes[pid]
+        delay_s = next(dd["delay_s"] for _u, v, dd in c.g.out_edges(nid, data=True) if v == pid)
+        c.links.append(LinkAdd(ns, d["ifname"], "veth", mac=d["mac"], mtu=d["mtu"], peer_ns=c.ns(pd["netns"]),
+                               peer_ifname=pd["ifname"], peer_mac=pd["mac"], peer_mtu=pd["mtu"]))
+        ends = [(nid, d), (pid, pd)]
+    else:
+        # no cable: a veth whose peer stays down in the same namespace (no carrier, as an unplugged NIC)
+        c.unwired += 1
+        peer = f"{c.plan.prefix}u{c.unwired}"
+        c.links.append(LinkAdd(ns, d["ifname"], "veth", mac=d["mac"], mtu=d["mtu"], peer_ifname=peer))
+        ends = [(nid, d)]
+        delay_s = 0.0
+    c.plan.needs_link_kinds.add("veth")
+    c.plan.needs_qdiscs.update({"htb", "pfifo"})
+    c.plan.needs_tools.add("tc")
+    if delay_s > 0 and "netem" not in c.features.qdiscs:
+        c.plan.notes.append(f"propagation delay {delay_s * 1e6:g} µs of the link {d['netns']}:{d['ifname']} — "
+                            f"{c.g.nodes[ends[-1][0]]['netns']}:{c.g.nodes[ends[-1][0]]['ifname']} (the kernel "
+                            "has no netem qdisc): the replay's link has no delay")
+    if not any("serialisation" in n for n in c.plan.notes):
+        c.plan.notes.append("NIC line rates are enforced by HTB (the average rate, and queueing above it), but a "
+                            "frame is not held for its serialisation time: the replay's latencies lack it (123 µs "
+                            "for a 1538-byte slot at 100mbit)")
+    for x, xd in ends:
+        xns = c.ns(xd["netns"])
+        c.done.add(x)
+        c.fact(x, kind="nic", txqueuelen=xd["txqueuelen"])
+        _offloads(c, xns, xd["ifname"], xd)
+        rate = f"{int(round(xd['rate_bps']))}bit"
+        limit = str(xd["txqueuelen"] + xd["tx_ring"])
+        c.shaping += [
+            SetTxqlen(xns, xd["ifname"], xd["txqueuelen"]),
+            TcQdisc(xns, xd["ifname"], ("qdisc", "replace", "root", "handle", "1:", "htb", "default", "1")),
+            # 24 bytes of preamble/SFD/FCS/IFG per frame and a 60 + 24-byte minimum slot, as the model
+            TcQdisc(xns, xd["ifname"], ("class", "add", "parent", "1:", "classid", "1:1", "htb", "rate", rate,
+                                        "ceil", rate, "overhead", "24", "mpu", "84")),
+        ]
+        if delay_s > 0 and "netem" in c.features.qdiscs:
+            c.plan.needs_qdiscs.add("netem")
+            c.shaping.append(TcQdisc(xns, xd["ifname"], ("qdisc", "add", "parent", "1:1", "handle", "10:", "netem",
+                                                         "delay", f"{delay_s * 1e6:g}us", "limit", limit)))
+        else:
+            c.shaping.append(TcQdisc(xns, xd["ifname"], ("qdisc", "add", "parent", "1:1", "handle", "10:", "pfifo",
+                                                         "limit", limit)))
+        c.ups.append(LinkUp(xns, xd["ifname"]))
+        if wires:
+            c.plan.carrier.append((xd["netns"], xd["ifname"]))
+
+
+DEVICE_BUILDERS: dict[str, DeviceBuilder] = {
+    "loopback": _loopback,
+    "veth": _veth,
+    "bridge": _bridge,
+    "nic": _nic,
+}
+
+
+def _sysctl_text(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value).strip()
+
+
+def _default_text(name: str) -> str:
+    s = SYSCTLS[name]
+    if isinstance(s.default, bool):
+        return str(int(s.default))
+    if isinstance(s.default, float):
+        return str(round(s.default / s.convert(1)))
+    return str(s.default)
+
+
+def build_plan(g: nx.MultiDiGraph, prefix: str, features: KernelFeatures | None = None) -> Plan:
+    """The operations that build graph ``g`` with kernel names under ``prefix``.
+
+    Raises :class:`PlanError` for anything the engine cannot build (an unknown device kind,
+    a name longer than Linux's 15 characters).
+    """
+    if not PREFIX_RE.match(prefix):
+        raise PlanError(f"bad run prefix {prefix!r} (expected 'sn' and 5 hex digits)")
+    features = features or KernelFeatures()
+    namespaces = [n for n, d in g.nodes(data=True) if d["kind"] == "netns"]
+    plan = Plan(prefix=prefix, netns={n: f"{prefix}-{n}" for n in namespaces})
+    c = _Ctx(g=g, plan=plan, features=features)
+    for n in namespaces:
+        if g.nodes[n].get("nat"):
+            raise PlanError(f"the netns engine cannot replay published ports and NAT yet ({n} has iptables nat "
+                            "rules)")
+    for n in namespaces:
+        plan.ops.append(NetnsAdd(plan.netns[n]))
+    # namespace-wide sysctls, before any device exists
+    for n in namespaces:
+        node = g.nodes[n]
+        values = list(NOISE_SYSCTLS)
+        per_dev_neigh = []
+        for name in SYSCTLS:
+            v = node["sysctls"].get(name)
+            text = _sysctl_text(name, v) if v is not None else _default_text(name)
+            if name.startswith("net.ipv4.neigh.default."):
+                per_dev_neigh.append((name.rsplit(".", 1)[1], text))
+                continue
+            exists = name not in GLOBAL_SYSCTLS if features.sysctls is None else name in features.sysctls
+            if not exists:
+                have = features.values.get(name)
+                if (v is not None and have is None) or (have is not None and have.split() != text.split()):
+                    plan.notes.append(f"sysctl {name} cannot be set in a namespace on this kernel: the replay "
+                                      f"runs with the machine's value ({have or 'unknown'}), the model with {text}"
+                                      + ("" if v is None else f" (in {n})"))
+                continue
+            values.append((name, text))
+        if features.sysctls is not None:
+            values = [(k, v) for k, v in values if k in features.sysctls or k not in _OPTIONAL_NOISE]
+        plan.ops.append(Sysctl(plan.netns[n], tuple(values)))
+        c.neigh[n] = per_dev_neigh
+        plan.routes[n] = []
+        plan.devices.setdefault(n, {})
+    # devices
+    for nid, d in g.nodes(data=True):
+        if d["kind"] == "netns" or nid in c.done:
+            continue
+        builder = DEVICE_BUILDERS.get(d["kind"])
+        if builder is None:
+            raise PlanError(f"the netns engine cannot build {d['kind']} devices yet ({nid}); "
+                            f"it builds: {', '.join(sorted(DEVICE_BUILDERS))}")
+        if len(d["ifname"]) > IFNAMSIZ:
+            raise PlanError(f"interface name {d['ifname']!r} of {nid} is longer than {IFNAMSIZ} characters")
+        builder(c, nid, d)
+        c.done.add(nid)
+    plan.ops += c.links
+    # per-device neighbour parameters (a new namespace has no neigh.default), before links come up
+    for n in namespaces:
+        neigh = c.neigh[n]
+        devs = [d["ifname"] for nid, d in g.nodes(data=True)
+                if d["kind"] not in ("netns", "loopback") and d["netns"] == n]
+        vals = tuple((_neigh_key(ifname, k), v) for ifname in devs for k, v in neigh)
+        if vals:
+            plan.ops.append(Sysctl(plan.netns[n], vals))
+    for nid, d in g.nodes(data=True):
+        if d["kind"] != "netns" and d.get("master"):
+            plan.ops.append(SetMaster(c.ns(d["netns"]), d["ifname"], g.nodes[d["master"]]["ifname"]))
+    plan.ops += c.shaping
+    for nid, d in g.nodes(data=True):
+        if d["kind"] in ("netns", "loopback"):
+            continue
+        for a in d["addrs"]:
+            plan.ops.append(AddrAdd(c.ns(d["netns"]), d["ifname"], a))
+    plan.ops += c.ups
+    for n in namespaces:
+        for r in g.nodes[n]["routes"]:
+            dst = "default" if r["dst"] in ("default", "0.0.0.0/0") else str(ipaddress.IPv4Network(r["dst"]))
+            plan.ops.append(RouteAdd(plan.netns[n], dst, r.get("via"), r.get("dev")))
+            plan.routes[n].append({"dst": dst, "via": r.get("via"), "dev": r.get("dev")})
+        iso = g.nodes[n].get("isolation") or []
+        if len(iso) > 1:
+            plan.notes.append(f"Docker's isolation rules between {', '.join(iso)} in {n} are not installed (no "
+                              "workload crosses them: the compiler refuses such paths)")
+    return plan
+
+
+_OPTIONAL_NOISE = frozenset(k for k, _v in NOISE_SYSCTLS if k.startswith("net.bridge."))
+
+
+def _neigh_key(ifname: str, param: str) -> str:
+    """A per-device neighbour sysctl; sysctl's slash spelling when the name holds a dot (eth0.50)."""
+    if "." in ifname:
+        return f"net/ipv4/neigh/{ifname}/{param}"
+    return f"net.ipv4.neigh.{ifname}.{param}"

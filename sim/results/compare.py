@@ -1,0 +1,229 @@
+"""Two result directories side by side, counter by counter (``simnet compare A B``).
+
+Every counter of counters.json (devices, ``/proc/net/snmp`` groups, ARP frames, qdiscs) and
+every flow's headline numbers become one row: A's value, B's value and their difference.
+Rows whose field *must* match between a simulation and a replay of the same scenario are
+marked exact (:func:`is_exact`): per-device packet, byte and drop counters; the IP, ICMP and
+UDP MIB counters (what the stack did with each packet: fragments, reassemblies, deliveries,
+forwards, datagrams in and out, errors); ARP frames sent and received; the NIC queues'
+packets, bytes and drops; each flow's packets and bytes sent and delivered, send errors and
+timeouts. Timing (latency, goodput, start and end) is shown with its relative difference,
+never exact: the model's clock is not the machine's.
+
+A value that one side could not measure (``null``: the kernel keeps ``res_failed`` only for
+the whole machine) is shown and not compared; the machine-wide ARP statistics of a replay
+are compared with the sum over the simulation's namespaces (``machine/arp/...``, not exact:
+other namespaces of the machine count there too). What a replay could not reproduce
+(netns.json ``notes``) is printed under the table.
+
+Kernel randomness: since Linux 6.10 every ICMP error that passes the global rate limit takes
+0, 1 or 2 credits from the bucket at random (``icmp_global_consume``), so when the limiter
+engages (``OutRateLimitGlobal`` > 0 on either side) the number of errors sent is random. In
+such a namespace the counters the errors feed — ``Icmp``, ``IcmpMsg``, the ``Ip`` totals
+(``InReceives``, ``InDelivers``, ``OutRequests``, ``OutTransmits``) and ``lo`` (the errors a
+namespace sends itself) — are compared as approximate, with that reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Row", "compare_dirs", "compare_results", "is_exact", "CompareError", "rows_csv"]
+
+_EXACT_FLOW = {"packets_sent", "packets_delivered", "lost", "bytes_sent", "bytes_delivered", "send_errors",
+               "timeouts"}
+_TIMING_FLOW = ("start_s", "end_s", "completion_s", "goodput_bps", "latency_mean_s", "latency_p50_s",
+                "latency_p99_s", "latency_max_s")
+_NOT_EXACT_ARP = {"res_failed", "unresolved_discards"}
+_ICMP_FED_IP = {"InReceives", "InDelivers", "OutRequests", "OutTransmits"}
+ICMP_RANDOM = "random in the kernel: ICMP global rate limit engaged (icmp_global_consume takes 0-2 credits)"
+
+
+class CompareError(Exception):
+    """A directory is not a simnet result directory (the message names the file)."""
+
+
+@dataclass
+class Row:
+    """One compared value."""
+
+    key: str            # e.g. "client/dev/eth0/tx_packets", "flow/rr/packets_sent"
+    a: Any
+    b: Any
+    exact: bool
+    note: str = ""      # why an otherwise exact field is compared as approximate
+
+    @property
+    def comparable(self) -> bool:
+        return isinstance(self.a, (int, float)) and isinstance(self.b, (int, float)) \
+            and not isinstance(self.a, bool) and not isinstance(self.b, bool)
+
+    @property
+    def diff(self) -> float | None:
+        return self.b - self.a if self.comparable else None
+
+    @property
+    def rel(self) -> float | None:
+        if not self.comparable or self.a == 0:
+            return None
+        return (self.b - self.a) / abs(self.a)
+
+    @property
+    def differs(self) -> bool:
+        """An exact field whose two values differ."""
+        return self.exact and self.comparable and self.a != self.b
+
+    @property
+    def zero(self) -> bool:
+        return (self.a in (0, None)) and (self.b in (0, None))
+
+
+def is_exact(key: str) -> bool:
+    """Whether the field at ``key`` must be equal in a simulation and a replay of one scenario."""
+    parts = key.split("/")
+    if parts[0] == "flow":
+        return parts[-1] in _EXACT_FLOW
+    group = parts[1]
+    if parts[0] == "machine":
+        return False
+    if group == "dev":
+        return True
+    if group == "snmp":
+        return parts[2] in ("Ip", "Icmp", "IcmpMsg", "Udp", "Tcp", "IpExt")
+    if group == "arp":
+        return parts[-1] not in _NOT_EXACT_ARP
+    if group == "qdisc":
+        return parts[-1] in ("sent_pkts", "sent_bytes", "drops")
+    return False
+
+
+def _walk(prefix: str, obj: Any, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _walk(f"{prefix}/{k}", v, out)
+    else:
+        out[prefix] = obj
+
+
+def _flatten_counters(counters: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for ns, c in counters.items():
+        for group in ("dev", "snmp", "arp", "qdisc"):
+            if group in c:
+                _walk(f"{ns}/{group}", c[group], out)
+    return out
+
+
+def _num(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _load(d: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("summary.json", "counters.json"):
+        p = d / name
+        try:
+            out[name] = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise CompareError(f"{p}: not found (is {d} a simnet result directory?)") from None
+        except json.JSONDecodeError as e:
+            raise CompareError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    flows = d / "flows.csv"
+    out["flows"] = list(csv.DictReader(flows.open())) if flows.exists() else []
+    extra = d / "netns.json"
+    info = json.loads(extra.read_text()) if extra.exists() else {}
+    out["notes"] = info.get("notes", [])
+    out["machine_arp"] = info.get("arp_cache_machine_wide")
+    return out
+
+
+def _machine_arp(r: dict[str, Any]) -> dict[str, Any]:
+    """The machine-wide ARP statistics of a replay, or the sum over a simulation's namespaces."""
+    if r.get("machine_arp") is not None:
+        return {k: r["machine_arp"].get(k) for k in sorted(_NOT_EXACT_ARP)}
+    out: dict[str, Any] = {}
+    for k in sorted(_NOT_EXACT_ARP):
+        vals = [c.get("arp", {}).get(k) for c in r["counters.json"].values()]
+        out[k] = None if any(v is None for v in vals) else sum(vals)
+    return out
+
+
+def _icmp_random(ns: str, key: str) -> bool:
+    parts = key.split("/")
+    if parts[0] != ns or len(parts) < 4:
+        return False
+    if parts[1] == "dev":
+        return parts[2] == "lo"
+    if parts[1] == "snmp":
+        return parts[2] in ("Icmp", "IcmpMsg") or (parts[2] == "Ip" and parts[3] in _ICMP_FED_IP)
+    return False
+
+
+def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
+    """Rows for two loaded result sets (``_load`` shape)."""
+    fa, fb = _flatten_counters(a["counters.json"]), _flatten_counters(b["counters.json"])
+    rows = [Row(k, fa.get(k), fb.get(k), is_exact(k)) for k in list(dict.fromkeys([*fa, *fb]))]
+    limited = {k.split("/")[0] for k, v in [*fa.items(), *fb.items()]
+               if k.endswith("/snmp/Icmp/OutRateLimitGlobal") and isinstance(v, int) and v > 0}
+    for r in rows:
+        if r.exact and any(_icmp_random(ns, r.key) for ns in limited):
+            r.exact, r.note = False, ICMP_RANDOM
+    ma, mb = _machine_arp(a), _machine_arp(b)
+    if ma != mb or a.get("machine_arp") is not None or b.get("machine_arp") is not None:
+        for k in sorted(_NOT_EXACT_ARP):
+            rows.append(Row(f"machine/arp/{k}", ma.get(k), mb.get(k), False))
+    flows_a = {r["flow"]: r for r in a["flows"]}
+    flows_b = {r["flow"]: r for r in b["flows"]}
+    for name in dict.fromkeys([*flows_a, *flows_b]):
+        ra, rb = flows_a.get(name, {}), flows_b.get(name, {})
+        for col in ("packets_sent", "packets_delivered", "lost", "bytes_sent", "bytes_delivered", "send_errors",
+                    "timeouts", *_TIMING_FLOW):
+            key = f"flow/{name}/{col}"
+            rows.append(Row(key, _num(ra.get(col, "")), _num(rb.get(col, "")), is_exact(key)))
+    return rows
+
+
+def compare_dirs(a: Path, b: Path) -> tuple[list[Row], dict[str, Any]]:
+    """Rows for result directories ``a`` and ``b``, and what to print about them."""
+    la, lb = _load(Path(a)), _load(Path(b))
+    meta = {"a": {"dir": str(a), "engine": la["summary.json"].get("engine", "?"),
+                  "scenario": la["summary.json"].get("scenario", "?"), "notes": la["notes"]},
+            "b": {"dir": str(b), "engine": lb["summary.json"].get("engine", "?"),
+                  "scenario": lb["summary.json"].get("scenario", "?"), "notes": lb["notes"]}}
+    return compare_results(la, lb), meta
+
+
+def fmt_value(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        return f"{v:.6g}"
+    return str(v)
+
+
+def rows_csv(rows: list[Row]) -> str:
+    """Every row as CSV: key, a, b, diff, relative difference, exact, differs."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["counter", "a", "b", "diff", "rel_diff", "exact", "differs"])
+    for r in rows:
+        w.writerow([r.key, "" if r.a is None else r.a, "" if r.b is None else r.b,
+                    "" if r.diff is None else r.diff, "" if r.rel is None else f"{r.rel:.6g}", int(r.exact),
+                    int(r.differs)])
+    return buf.getvalue()
