@@ -110,8 +110,10 @@ def _nics(comp: Compiled, ns: str) -> list[str]:
 
 def nic_filters(comp: Compiled, ns: str) -> dict[str, dict[str, Any]]:
     """Per NIC of ``ns`` with macvlan children: the children's MACs (its unicast list), those of
-    bridge-mode children (their frames to each other pass the parent uncounted) and whether the
-    model's NIC filters (it is not promiscuous: no passthru child, no more children than slots)."""
+    bridge-mode children (their frames to each other pass the parent uncounted), those of private
+    and passthru children (their broadcasts coming back from the wire are handed to them alone,
+    never to the parent's stack) and whether the model's NIC filters (it is not promiscuous: no
+    passthru child, no more children than slots)."""
     from simnet.models.linux.params import NicParams
 
     g = comp.graph
@@ -127,6 +129,7 @@ def nic_filters(comp: Compiled, ns: str) -> dict[str, dict[str, Any]]:
         uc = sorted({k["mac"].lower() for k in kids if k["mode"] != "passthru"})
         out[g.nodes[nic]["ifname"]] = {
             "uc": uc, "internal": sorted({k["mac"].lower() for k in kids if k["mode"] == "bridge"}),
+            "consumed": sorted({k["mac"].lower() for k in kids if k["mode"] not in ("bridge", "vepa")}),
             "filter": not any(k["mode"] == "passthru" for k in kids) and len(uc) <= slots}
     return out
 
@@ -246,6 +249,7 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
                      "reassembly still pending)")
     info = {"prefix": lab.prefix, "kernel": platform.release(), "machine_cpus": os.cpu_count(),
             "notes": notes, "plan_steps": len(plan.ops), "t_end_s": t_end - t0,
+            "flow_netns": {p.name: p.server_ns for p in pairs if p.server_ns is not None},
             "agents": {a.label: {k: v for k, v in (a.result or {}).items() if k not in ("latencies_s", "sent_at")}
                        for a in [*servers.values(), *clients.values()]},
             "kernel_counters": raw}

@@ -25,14 +25,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Unavailable", "check_host", "probe_kernel", "check_plan", "PROBE_LINK_ARGS", "PROBE_QDISC_ARGS"]
 
-# how to create a throwaway device of each kind in the probe namespace (lower device: "snpb", a veth)
-PROBE_LINK_ARGS: dict[str, tuple[str, ...]] = {
-    "veth": ("peer", "name", "snpa1"),
-    "bridge": (),
-    "vxlan": ("id", "42", "dstport", "4789", "dev", "snpb"),
-    "macvlan": ("link", "snpb", "mode", "bridge"),
-    "ipvlan": ("link", "snpb", "mode", "l2"),
-    "dummy": (),
+# how to create a throwaway device of each kind in the probe namespace: arguments before ``type`` and
+# after ``type KIND`` (lower device: "snpb", a veth)
+PROBE_LINK_ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "veth": ((), ("peer", "name", "snpa1")),
+    "bridge": ((), ()),
+    "vxlan": ((), ("id", "42", "dstport", "4789", "dev", "snpb")),
+    "macvlan": (("link", "snpb"), ("mode", "bridge")),
+    "ipvlan": (("link", "snpb"), ("mode", "l2")),
+    "dummy": ((), ()),
 }
 PROBE_QDISC_ARGS: dict[str, tuple[str, ...]] = {
     "htb": ("htb",),
@@ -90,8 +91,8 @@ def probe_kernel(lab: "Lab", link_kinds: set[str], qdiscs: set[str], iptables: b
         kinds = set()
         run(["ip", "-n", ns, "link", "add", "snpb", "type", "veth", "peer", "name", "snpb1"], check=False)
         for i, kind in enumerate(sorted(link_kinds | {"veth", "bridge"})):
-            args = PROBE_LINK_ARGS.get(kind, ())
-            cp = run(["ip", "-n", ns, "link", "add", f"snp{i}", "type", kind, *args], check=False)
+            pre, post = PROBE_LINK_ARGS.get(kind, ((), ()))
+            cp = run(["ip", "-n", ns, "link", "add", *pre, "name", f"snp{i}", "type", kind, *post], check=False)
             if cp.returncode == 0:
                 kinds.add(kind)
         have_q = set()

@@ -21,7 +21,8 @@ count what a physical NIC counts:
 * a bridge-mode child's unicast to a bridge-mode sibling enters the parent's receive path
   (``dev_forward_skb``: taps see it) without being counted by the parent, so it is neither
   padded nor filtered; the children's own ARP frames leaving through the parent are not the
-  parent namespace's ARP.
+  parent namespace's ARP, nor are a private child's broadcasts that come back from the wire
+  (macvlan hands them to that child and consumes them; the tap saw them first).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class NsAgent(Agent):
         filt = self.cfg.get("nic_filter", {})
         self.uc = {dev: {bytes.fromhex(m.replace(":", "")) for m in f["uc"]} for dev, f in filt.items()}
         self.internal = {dev: {bytes.fromhex(m.replace(":", "")) for m in f["internal"]} for dev, f in filt.items()}
+        self.consumed = {dev: {bytes.fromhex(m.replace(":", "")) for m in f.get("consumed", [])}
+                         for dev, f in filt.items()}
         self.filters = {dev for dev, f in filt.items() if f["filter"]}
         self.filtered = {dev: {"frames": 0, "bytes": 0} for dev in filt}
         self.buf = bytearray(128)
@@ -113,6 +116,8 @@ class NsAgent(Agent):
                     continue
                 if pkttype == PACKET_OUTGOING and data[6:12] in uc:
                     continue                 # a macvlan child's ARP, sent through its parent
+                if uc and data[0] & 1 and data[6:12] in self.consumed[dev]:
+                    continue                 # a private child's broadcast back from the wire: to it alone
                 op = int.from_bytes(data[20:22], "big")
                 c = self.arp[dev]
                 if pkttype == PACKET_OUTGOING:
