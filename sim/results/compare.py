@@ -29,8 +29,9 @@ receive buffer, and whether it does depends on the two sides' speeds (the replay
 Python programs on this machine, the model's applications cost what the cost profile says).
 In a namespace where ``Udp RcvbufErrors`` is above zero on either side, the counters the
 overflow feeds (``Udp InDatagrams``, ``InErrors``, ``RcvbufErrors``) and the delivered
-packets and bytes of the flows received there (``flow_netns`` in the replay's netns.json)
-are compared as approximate, with that reason.
+packets and bytes of the flows received there (``flow_netns`` in the replay's netns.json:
+the sink's namespace, both ends of a request/response) are compared as approximate, with
+that reason.
 
 Kernel randomness: since Linux 6.10 every ICMP error that passes the global rate limit takes
 0, 1 or 2 credits from the bucket at random (``icmp_global_consume``), so when the limiter
@@ -259,7 +260,7 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
                     "timeouts", *_TIMING_FLOW):
             key = f"flow/{name}/{col}"
             row = Row(key, _num(ra.get(col, "")), _num(rb.get(col, "")), is_exact(key))
-            if row.exact and col in _RCVBUF_FED_FLOW and flow_ns.get(name) in overflow:
+            if row.exact and col in _RCVBUF_FED_FLOW and overflow.intersection(flow_ns.get(name, [])):
                 row.exact, row.note = False, RCVBUF_TIMING
             rows.append(row)
     return rows

@@ -249,7 +249,9 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
                      "reassembly still pending)")
     info = {"prefix": lab.prefix, "kernel": platform.release(), "machine_cpus": os.cpu_count(),
             "notes": notes, "plan_steps": len(plan.ops), "t_end_s": t_end - t0,
-            "flow_netns": {p.name: p.server_ns for p in pairs if p.server_ns is not None},
+            # where each flow's packets are received (sink; request/response: both ends)
+            "flow_netns": {p.name: [x for x in (p.server_ns, p.client_ns if p.app == "udp_rr" else None) if x]
+                           for p in pairs},
             "agents": {a.label: {k: v for k, v in (a.result or {}).items() if k not in ("latencies_s", "sent_at")}
                        for a in [*servers.values(), *clients.values()]},
             "kernel_counters": raw}
