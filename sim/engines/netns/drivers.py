@@ -30,8 +30,8 @@ the scenario's external switches (plan.py's :data:`DEVICE_BUILDERS` takes them f
 Scope and limitations: the switch is store-and-forward in the model; the bridge forwards a
 frame as soon as it is handed over (no serialisation time, as for every NIC stand-in); a port
 queue's drops count in its qdisc, not in the port's ``tx_dropped``.
-Validation: tests/engines/netns/test_plan.py (operations, without root), test_drivers.py (as
-root: overlay, macvlan and NAT scenarios replayed and compared with the DES).
+Validation: tests/engines/netns/test_plan_drivers.py (operations, without root),
+test_replay_drivers.py (as root: overlay, macvlan and NAT scenarios replayed and compared with the DES).
 """
 
 from __future__ import annotations

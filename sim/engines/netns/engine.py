@@ -3,11 +3,15 @@
 ``run_netns`` checks the host (root, tools), asks the kernel what it can build, builds the
 plan (plan.py) and applies it (apply.py) inside a :class:`Lab` that owns and removes
 everything, waits for the links, starts one namespace agent per namespace (ARP frame counts,
-counters) and two workload agents per workload (agents/), pinned to CPUs as the model pins
-its applications, and gives them one time zero. It then waits for the clients, for the
+counters; an external switch's namespace too), a docker-proxy agent per published UDP port of
+a host that runs the userland proxy, and two workload agents per workload (agents/), pinned to
+CPUs as the model pins its applications (the proxies first, as the model starts them), and
+gives them one time zero. It then waits for the clients, for the
 network to go quiet (no neighbour INCOMPLETE, no fragment in reassembly), for ``run.until``
 if the scenario has one, stops the receivers (which read what is still queued: the kernel
-counts ``InDatagrams`` when the application reads), and reads the counters. The result has
+counts ``InDatagrams`` when the application reads), then the proxies, and reads the counters —
+with the NICs' promiscuity and unicast lists, the switches' FDBs and the iptables rules' packet
+counters (state.py). The result has
 the DES's schema (counters.json, flows.csv, latency.csv; summary.json with engine
 ``netns``), plus netns.json: the replay's notes (what was not reproduced), the machine-wide
 ARP statistics, the kernel's full counters and anything the agents saw before time zero.

@@ -26,7 +26,7 @@ namespace (``nf_ct_netns_get``), as on a Docker host; its statistics are per nam
 Scope and limitations: Docker's filter-table rules other than isolation (DOCKER-USER,
 DOCKER-FORWARD, the drop of unsolicited inbound traffic) are not installed, as the model
 has none; a single bridge needs no isolation rules (none could match) and gets none.
-Validation: tests/engines/netns/test_plan.py (the rules, without root), test_drivers.py
+Validation: tests/engines/netns/test_plan_drivers.py (the rules, without root), test_replay_drivers.py
 (publish-port replayed and compared with the DES, conntrack and rule counters included).
 """
 

@@ -1,10 +1,12 @@
 """Before a netns run creates anything: root, the tools, and what the kernel can build.
 
 :func:`check_host` needs no namespace: effective uid 0, ``ip`` (iproute2 with ``-json``),
-``sysctl``, and ``tc``/``ethtool`` when the plan uses them. :func:`probe_kernel` asks the
-kernel itself, in a throwaway namespace of the run (removed before it returns, and by the
-run's cleanup if it is interrupted): which link kinds it can create (``ip link add type
-KIND``), which qdiscs it has (``tc qdisc add``), and which sysctls a namespace can write.
+``sysctl``, and ``tc``/``ethtool``/``bridge``/``iptables`` when the plan uses them.
+:func:`probe_kernel` asks the kernel itself, in a throwaway namespace of the run (removed
+before it returns, and by the run's cleanup if it is interrupted): which link kinds it can
+create (``ip link add type KIND``: veth, bridge, vxlan, macvlan, ipvlan, dummy), which qdiscs
+it has (``tc qdisc add``), which sysctls a namespace can write, and whether iptables can
+program a nat table there (``iptables -t nat -N``).
 Any gap the scenario needs raises :class:`Unavailable` with one clear sentence; the CLI
 exits with code 3 and nothing of the run is left.
 """

@@ -8,7 +8,8 @@
   the nat table sees only the first packet of a connection, so a nat rule's counter is the
   number of connections it translated — the model's ``nat_hits``.
 
-Validation: tests/engines/netns/test_plan.py (the parsers), test_drivers.py (as root).
+Validation: tests/engines/netns/test_plan_drivers.py (the parsers), test_replay_drivers.py (as
+root).
 """
 
 from __future__ import annotations
