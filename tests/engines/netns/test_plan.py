@@ -362,14 +362,16 @@ def test_compare_refuses_what_is_not_a_result_directory(tmp_path):
 
 
 def test_calibration_fit_recovers_the_path_totals_it_was_given():
-    """Measurements made up from a known profile (veth 40 % dearer, copies twice as dear): the
-    fitted profile reproduces every path's per-datagram cost on both CPUs."""
+    """Measurements made up from a known profile (veth 40 % dearer, copies twice as dear, VXLAN 50 %
+    and NAT twice as dear): the fitted profile reproduces every path's per-datagram cost on both CPUs."""
     from simnet.engines.netns.calibrate import PATHS, _fit, path_cost_us, path_scenario, stage_loads
     from simnet.models.linux.cpu import Stage
 
     st = dict(DEFAULT_COSTS.stages)
     st["veth_xmit"] = Stage(st["veth_xmit"].per_packet_s * 1.4, 0.0, "")
     st["syscall"] = Stage(st["syscall"].per_packet_s, st["syscall"].per_byte_s * 2, "")
+    st["vxlan_xmit"] = Stage(st["vxlan_xmit"].per_packet_s * 1.5, 0.0, "")
+    st["nf_nat"] = Stage(st["nf_nat"].per_packet_s * 2, 0.0, "")
     truth = CostProfile("truth", st)
     points = []
     for path in PATHS:
@@ -383,3 +385,4 @@ def test_calibration_fit_recovers_the_path_totals_it_was_given():
         assert path_cost_us(p["loads"], fitted) == pytest.approx(p["us_per_packet"], rel=0.03), p["path"]
         assert path_cost_us(p["loads"], fitted, "recv") == pytest.approx(p["recv_us_per_packet"], rel=0.03)
     assert fitted.stages["napi_rx"] == DEFAULT_COSTS.stages["napi_rx"]      # no path exercises it
+    assert {"vxlan", "macvlan", "nat"} <= set(PATHS)

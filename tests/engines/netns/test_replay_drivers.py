@@ -210,3 +210,35 @@ def test_dry_run_script_builds_vxlan_macvlan_switch_and_rules(name):
     finally:
         for kns in reversed(list(plan.netns.values())):
             subprocess.run(["ip", "netns", "del", kns], capture_output=True)
+
+
+def test_interrupted_driver_replays_leave_nothing(tmp_path):
+    """12 replays of the driver scenarios (vxlan with its socket in another namespace, macvlan children
+    of another namespace's NIC, a switch namespace, iptables rules, docker-proxy agents) stopped at
+    random moments by SIGINT or SIGTERM: no namespace, no device with the prefix."""
+    import random
+    import signal
+    import time
+
+    rng = random.Random(11)
+    before = ours()
+    codes = []
+    for i in range(12):
+        name = ("overlay-two-hosts", "macvlan-modes", "publish-port")[i % 3]
+        p = subprocess.Popen([sys.executable, "-m", "simnet.cli", "run", name, "--engine", "netns", "-o",
+                              str(tmp_path / f"o{i}"), "--no-plots", "-q"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.6, 2.5))
+        sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+        p.send_signal(sig)
+        try:
+            _o, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+        codes.append(p.returncode)
+        assert p.returncode in (0, 130, -sig), err
+        assert "Traceback" not in err, err
+        assert ours() == before, f"run {i} ({name}, {sig.name}, exit {p.returncode}) left {ours() - before}"
+        assert not [e["ifname"] for e in ip_json("link", "show") if re.match(r"^sn[0-9a-f]{5}", e["ifname"])]
+    assert codes.count(130) >= 6
