@@ -13,8 +13,8 @@ import pytest
 import simnet
 from simnet.engines.netns.counters import delta, frag_inuse, parse_proc_table, read_arp_cache
 from simnet.engines.netns.plan import (DEVICE_BUILDERS, IFNAMSIZ, AddrAdd, FdbAdd, Iptables, KernelFeatures, LinkAdd,
-                                       LinkSet, LinkUp, NeighAdd, NetnsAdd, Offloads, PlanError, RouteAdd, SetMaster,
-                                       Sysctl, TcQdisc, build_plan)
+                                       LinkUp, NeighAdd, NetnsAdd, Offloads, PlanError, RouteAdd, SetMaster, Sysctl,
+                                       TcQdisc, build_plan)
 from simnet.engines.netns.preflight import Unavailable, check_plan
 from simnet.models.linux.cpu import DEFAULT_COSTS, CostProfile
 from simnet.models.linux.params import SYSCTLS
