@@ -156,6 +156,7 @@ def calibrate(
     check: bool = typer.Option(True, "--check/--no-check",
                                help="then compare the DES's prediction with a real run of each path"),
     as_json: bool = typer.Option(False, "--json", help="print the measurements as JSON lines"),
+    repeat: int = typer.Option(2, "--repeat", help="runs per point; the least disturbed one counts"),
 ) -> None:
     """Measure this machine's stack costs on real namespaces and fit a cost profile for --cost-profile."""
     from .engines.netns.calibrate import CalibrationError, calibrate as do_calibrate
@@ -167,11 +168,11 @@ def calibrate(
     except ValueError:
         _err(f"--sizes: expected comma-separated integers, got {sizes!r}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    if not size_list or any(s < 12 or s > 65507 for s in size_list) or seconds <= 0:
-        _err("--sizes: payloads between 12 and 65507 bytes; --seconds: positive")
+    if not size_list or any(s < 12 or s > 65507 for s in size_list) or seconds <= 0 or not 1 <= repeat <= 20:
+        _err("--sizes: payloads between 12 and 65507 bytes; --seconds: positive; --repeat: 1 to 20")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        report = do_calibrate(output, seconds_per_point=seconds, sizes=size_list, check=check,
+        report = do_calibrate(output, seconds_per_point=seconds, sizes=size_list, check=check, repeat=repeat,
                               say=lambda m: _err(f"calibrate: {m}"))
     except Unavailable as e:
         _err(f"simnet: netns engine unavailable: {e}")

@@ -34,6 +34,14 @@ The NIC counts frames its filter refused (``mac_filter_drops``; see nic.py).
 The host cannot reach its own macvlan children through the parent: what the host sends
 leaves on the wire, and the children only hear what the parent *receives*.
 
+Counters: the children count what they send and receive as any device (Ethernet header
+included), with two quirks of ``macvlan_count_rx``'s lengths seen on Linux 6.18 by the netns
+replay: a bridge-mode child's broadcast counts 14 bytes more on each sibling that receives it
+(``macvlan_broadcast`` adds ``ETH_HLEN`` to a length that, on the transmit path, already
+includes it), and a private child's broadcast returned to it by a hairpin switch counts as a
+packet of 0 bytes (``macvlan_handle_frame``'s "forward to original port" path never sets
+``len``).
+
 Scope and limitations: no ``source`` mode, no VLAN sub-interfaces (``parent: eth0.50``), the
 broadcast work queue runs inline (its cost is charged as ``macvlan_bc``) and never overflows
 (``bc_queue_len`` 1000), no multicast filters (every broadcast is wanted).
@@ -98,7 +106,8 @@ class MacvlanPort:
         if dst & _MCAST_BIT:
             src = self.by_mac.get(skb.eth_src)
             if src is not None and src.mode not in ("vepa", "bridge"):
-                src.deliver(skb)          # "forward to original port" only: RX_HANDLER_CONSUMED
+                # "forward to original port" only: RX_HANDLER_CONSUMED, counted with len = 0
+                src.deliver(skb, 0)
                 return
             if src is None:
                 modes = MACVLAN_MODES
@@ -129,8 +138,12 @@ class MacvlanPort:
             seg.charge(skb, "macvlan_bc")     # the broadcast work queue (macvlan_process_broadcast)
         ctx.tracer.clone(skb.origin, len(targets))
         ns = self.parent.ns
+        # macvlan_broadcast() counts skb->len + ETH_HLEN on each receiver; from the transmit path (a
+        # bridge-mode child's broadcast) skb->len still includes the Ethernet header, so the receiving
+        # siblings count it twice (Linux 6.18, netns replay of macvlan-bridge: 56 bytes per ARP request)
         for v in targets:
-            v.deliver(skb.copy(ns.next_skb_id()))
+            c = skb.copy(ns.next_skb_id())
+            v.deliver(c, 28 + c.l3_len if local else None)
 
 
 class Macvlan(NetDevice):
@@ -181,10 +194,14 @@ class Macvlan(NetDevice):
             seg.charge(skb, "netif_receive")
         self.port.handle_frame(skb, lower)
 
-    def deliver(self, skb: Skb) -> None:
-        """The frame enters the child (``skb->dev = vlan->dev``): counted, then its namespace's stack."""
+    def deliver(self, skb: Skb, rx_len: int | None = None) -> None:
+        """The frame enters the child (``skb->dev = vlan->dev``): counted — as ``rx_len`` bytes when
+        given (macvlan's own ``macvlan_count_rx`` lengths, see the module docstring), else the
+        frame's length — then its namespace's stack."""
         if skb.sk is not None:
             self.ns.skb_orphan(skb)
+        if rx_len is not None:
+            self.rx_bytes += rx_len - (14 + skb.l3_len)
         self.rx(skb)
 
 

@@ -15,9 +15,18 @@ moby's rules (``iptabler/port.go`` ``setPerPortNAT``, ``network.go``):
 Connection tracking: the first packet of a flow (``NEW``) goes through the nat rules; its
 translation is kept in a conntrack entry confirmed when the packet leaves (POSTROUTING) or is
 delivered (INPUT), keyed by the original tuple and by the tuple replies will carry. Later
-packets of either direction find the entry (``found``) and are translated without the rules:
-replies get the original addresses back. Counters as ``conntrack -S`` and the rules' packet
-counters: ``found``, ``insert``, ``entries``, ``new``, and NAT hits per rule.
+packets of either direction find the entry and are translated without the rules: replies get
+the original addresses back. A packet looped back through ``lo`` keeps the entry it got in
+OUTPUT and is not tracked again in PREROUTING (``nf_conntrack_in``: "Previously seen
+(loopback)? Ignore."), so it counts once in its entry.
+
+Counters, with the kernel's meaning (``/proc/net/stat/nf_conntrack``, ``conntrack -S``, Linux
+6.18): ``entries`` (the table's size), ``found`` (``nf_conntrack_tuple_taken`` finding a NAT
+tuple already in use: the model never has to pick another one, so 0), ``insert`` (counted
+only for entries inserted over ctnetlink, not for confirmed packets, so 0), ``invalid``;
+per entry the packets of each direction (``nf_conntrack_acct``); per nat rule the number of
+connections it translated (its packet counter: the nat table sees a connection's first
+packet only), every rule listed.
 
 Scope and limitations: UDP and ICMP errors are not translated inside (no RELATED handling),
 no defragmentation before tracking (a fragmented datagram is tracked by its first fragment
@@ -102,7 +111,7 @@ class Netfilter:
         self.masq: list[MasqRule] = []
         self.output_loopback = output_loopback     # userland proxy off: OUTPUT DNATs 127.0.0.0/8 too
         self.table: dict[tuple, tuple[Conn, int]] = {}
-        self.stats = {"found": 0, "new": 0, "insert": 0, "entries": 0, "invalid": 0}
+        self.stats = {"entries": 0, "found": 0, "insert": 0, "invalid": 0}
         self.hits: dict[str, int] = {}
 
     # -- helpers -----------------------------------------------------------------------------
@@ -115,10 +124,7 @@ class Netfilter:
         if skb.proto not in (IPPROTO_UDP, IPPROTO_TCP) or skb.frag_off:
             return None
         self._charge(skb, "nf_conntrack")
-        hit = self.table.get(_tuple(skb))
-        if hit is not None:
-            self.stats["found"] += 1
-        return hit
+        return self.table.get(_tuple(skb))
 
     def _hit(self, name: str) -> None:
         self.hits[name] = self.hits.get(name, 0) + 1
@@ -127,7 +133,6 @@ class Netfilter:
         if skb.proto not in (IPPROTO_UDP, IPPROTO_TCP) or skb.frag_off:
             return None
         c = Conn(_tuple(skb))
-        self.stats["new"] += 1
         skb.nfct = (c, 0)
         return c
 
@@ -150,7 +155,9 @@ class Netfilter:
     # -- hooks -------------------------------------------------------------------------------
     def prerouting(self, skb: Skb, in_dev: Any) -> None:
         """NF_INET_PRE_ROUTING: conntrack, DNAT of new flows, de-masquerading of replies."""
-        skb.nfct = None                   # nf_reset_ct(): a packet new to this namespace
+        if skb.nfct is not None and getattr(in_dev, "kind", "") == "loopback":
+            return                        # tracked in OUTPUT already: loopback keeps skb->_nfct
+        skb.nfct = None                   # nf_reset_ct() (skb_scrub_packet): a packet new to this namespace
         hit = self._lookup(skb)
         if hit is not None:
             c, d = hit
@@ -231,11 +238,12 @@ class Netfilter:
         c.reply = (skb.proto, skb.daddr, skb.dport, skb.saddr, skb.sport)
         self.table[c.orig] = (c, 0)
         self.table[c.reply] = (c, 1)
-        self.stats["insert"] += 1
         self.stats["entries"] += 1
 
     def counters(self) -> dict[str, Any]:
-        return {"conntrack": dict(self.stats), "nat_hits": dict(sorted(self.hits.items())),
+        names = [r.name for r in [*self.dnat, *self.masq]]
+        hits = {n: self.hits.get(n, 0) for n in names} | self.hits
+        return {"conntrack": dict(self.stats), "nat_hits": dict(sorted(hits.items())),
                 "entries": [{"orig": _fmt(c.orig), "reply": _fmt(c.reply), "packets": list(c.packets)}
                             for (c, d) in sorted(self.table.values(), key=lambda x: x[0].orig) if d == 0]}
 

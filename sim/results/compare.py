@@ -16,6 +16,23 @@ are compared with the sum over the simulation's namespaces (``machine/arp/...``,
 other namespaces of the machine count there too). What a replay could not reproduce
 (netns.json ``notes``) is printed under the table.
 
+The other drivers' counters: a namespace with Docker's nat rules compares its conntrack
+statistics (``entries``, ``found``, ``insert``, ``invalid``), each nat rule's hits and each
+conntrack entry's packets per direction (keyed ``proto src > dst:dport``, without the client's
+ephemeral source port, which differs between runs) exactly; docker-proxy's socket counters
+exactly; a NIC's unicast list (``uc_addresses``) and ``mac_filter_drops`` exactly, its
+promiscuity approximately (the replay's NIC is a veth, which has no unicast filter: any
+macvlan child makes it promiscuous, where a NIC with a filter is not).
+
+Timing: a UDP receiver that reads slower than its sender sends overflows its socket's
+receive buffer, and whether it does depends on the two sides' speeds (the replay's agents are
+Python programs on this machine, the model's applications cost what the cost profile says).
+In a namespace where ``Udp RcvbufErrors`` is above zero on either side, the counters the
+overflow feeds (``Udp InDatagrams``, ``InErrors``, ``RcvbufErrors``) and the delivered
+packets and bytes of the flows received there (``flow_netns`` in the replay's netns.json:
+the sink's namespace, both ends of a request/response) are compared as approximate, with
+that reason.
+
 Kernel randomness: since Linux 6.10 every ICMP error that passes the global rate limit takes
 0, 1 or 2 credits from the bucket at random (``icmp_global_consume``), so when the limiter
 engages (``OutRateLimitGlobal`` > 0 on either side) the number of errors sent is random. In
@@ -43,6 +60,14 @@ _TIMING_FLOW = ("start_s", "end_s", "completion_s", "goodput_bps", "latency_mean
 _NOT_EXACT_ARP = {"res_failed", "unresolved_discards"}
 _ICMP_FED_IP = {"InReceives", "InDelivers", "OutRequests", "OutTransmits"}
 ICMP_RANDOM = "random in the kernel: ICMP global rate limit engaged (icmp_global_consume takes 0-2 credits)"
+RCVBUF_TIMING = ("timing: a receiver that reads slower than its sender sends overflows its receive buffer "
+                 "(Udp RcvbufErrors); the replay's agents run at the machine's speed, the model's at the cost profile's")
+_RCVBUF_FED_UDP = {"InDatagrams", "InErrors", "RcvbufErrors"}
+_RCVBUF_FED_FLOW = {"packets_delivered", "lost", "bytes_delivered"}
+NO_UC_FILTER = "the replay's NIC is a veth without a unicast filter: macvlan children make it promiscuous"
+_NOTES = {("nic", "promiscuity"): NO_UC_FILTER}
+_EXACT_NIC = {"uc_addresses", "mac_filter_drops"}
+_EXACT_CT = {"entries", "found", "insert", "invalid"}
 
 
 class CompareError(Exception):
@@ -100,6 +125,12 @@ def is_exact(key: str) -> bool:
         return parts[-1] not in _NOT_EXACT_ARP
     if group == "qdisc":
         return parts[-1] in ("sent_pkts", "sent_bytes", "drops")
+    if group == "netfilter":
+        return parts[2] in ("nat_hits", "entries") or (parts[2] == "conntrack" and parts[-1] in _EXACT_CT)
+    if group == "docker_proxy":
+        return parts[-1] != "host_port"
+    if group == "nic":
+        return parts[-1] in _EXACT_NIC
     return False
 
 
@@ -114,9 +145,31 @@ def _walk(prefix: str, obj: Any, out: dict[str, Any]) -> None:
 def _flatten_counters(counters: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for ns, c in counters.items():
-        for group in ("dev", "snmp", "arp", "qdisc"):
+        for group in ("dev", "snmp", "arp", "qdisc", "nic"):
             if group in c:
                 _walk(f"{ns}/{group}", c[group], out)
+        nf = c.get("netfilter")
+        if nf:
+            _walk(f"{ns}/netfilter/conntrack", nf.get("conntrack", {}), out)
+            _walk(f"{ns}/netfilter/nat_hits", nf.get("nat_hits", {}), out)
+            for key, (po, pr) in _ct_entries(nf.get("entries", [])).items():
+                out[f"{ns}/netfilter/entries/{key}/packets_orig"] = po
+                out[f"{ns}/netfilter/entries/{key}/packets_reply"] = pr
+        for p in c.get("docker_proxy", []):
+            _walk(f"{ns}/docker_proxy/{p['host_port']}-{p['proto']}", {k: v for k, v in p.items()
+                                                                        if k not in ("proto", "backend", "host_port")}, out)
+    return out
+
+
+def _ct_entries(entries: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """Conntrack entries keyed ``proto src > dst:dport`` (the source port is ephemeral), packets summed."""
+    out: dict[str, tuple[int, int]] = {}
+    for e in entries:
+        proto, rest = e["orig"].split(" ", 1)
+        src, _gt, dst = rest.split(" ")
+        key = f"{proto} {src.rsplit(':', 1)[0]} > {dst}"
+        po, pr = out.get(key, (0, 0))
+        out[key] = (po + e["packets"][0], pr + e["packets"][1])
     return out
 
 
@@ -148,6 +201,7 @@ def _load(d: Path) -> dict[str, Any]:
     info = json.loads(extra.read_text()) if extra.exists() else {}
     out["notes"] = info.get("notes", [])
     out["machine_arp"] = info.get("arp_cache_machine_wide")
+    out["flow_netns"] = info.get("flow_netns", {})
     return out
 
 
@@ -177,11 +231,23 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
     """Rows for two loaded result sets (``_load`` shape)."""
     fa, fb = _flatten_counters(a["counters.json"]), _flatten_counters(b["counters.json"])
     rows = [Row(k, fa.get(k), fb.get(k), is_exact(k)) for k in list(dict.fromkeys([*fa, *fb]))]
+    for r in rows:
+        parts = r.key.split("/")
+        note = _NOTES.get((parts[1], parts[-1])) if len(parts) > 2 else None
+        if note and r.a != r.b:
+            r.note = note
     limited = {k.split("/")[0] for k, v in [*fa.items(), *fb.items()]
                if k.endswith("/snmp/Icmp/OutRateLimitGlobal") and isinstance(v, int) and v > 0}
     for r in rows:
         if r.exact and any(_icmp_random(ns, r.key) for ns in limited):
             r.exact, r.note = False, ICMP_RANDOM
+    overflow = {k.split("/")[0] for k, v in [*fa.items(), *fb.items()]
+                if k.endswith("/snmp/Udp/RcvbufErrors") and isinstance(v, int) and v > 0}
+    for r in rows:
+        parts = r.key.split("/")
+        if r.exact and parts[0] in overflow and parts[1:3] == ["snmp", "Udp"] and parts[-1] in _RCVBUF_FED_UDP:
+            r.exact, r.note = False, RCVBUF_TIMING
+    flow_ns = {**a.get("flow_netns", {}), **b.get("flow_netns", {})}
     ma, mb = _machine_arp(a), _machine_arp(b)
     if ma != mb or a.get("machine_arp") is not None or b.get("machine_arp") is not None:
         for k in sorted(_NOT_EXACT_ARP):
@@ -193,7 +259,10 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
         for col in ("packets_sent", "packets_delivered", "lost", "bytes_sent", "bytes_delivered", "send_errors",
                     "timeouts", *_TIMING_FLOW):
             key = f"flow/{name}/{col}"
-            rows.append(Row(key, _num(ra.get(col, "")), _num(rb.get(col, "")), is_exact(key)))
+            row = Row(key, _num(ra.get(col, "")), _num(rb.get(col, "")), is_exact(key))
+            if row.exact and col in _RCVBUF_FED_FLOW and overflow.intersection(flow_ns.get(name, [])):
+                row.exact, row.note = False, RCVBUF_TIMING
+            rows.append(row)
     return rows
 
 
@@ -218,12 +287,13 @@ def fmt_value(v: Any) -> str:
 
 
 def rows_csv(rows: list[Row]) -> str:
-    """Every row as CSV: key, a, b, diff, relative difference, exact, differs."""
+    """Every row as CSV: key, a, b, diff, relative difference, exact, differs, and why an otherwise exact
+    field is approximate (``note``)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["counter", "a", "b", "diff", "rel_diff", "exact", "differs"])
+    w.writerow(["counter", "a", "b", "diff", "rel_diff", "exact", "differs", "note"])
     for r in rows:
         w.writerow([r.key, "" if r.a is None else r.a, "" if r.b is None else r.b,
                     "" if r.diff is None else r.diff, "" if r.rel is None else f"{r.rel:.6g}", int(r.exact),
-                    int(r.differs)])
+                    int(r.differs), r.note])
     return buf.getvalue()

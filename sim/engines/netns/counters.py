@@ -7,7 +7,11 @@ namespace's own):
 * ``/proc/net/snmp`` — the ``Ip``, ``Icmp``, ``IcmpMsg``, ``Tcp``, ``Udp`` MIBs;
 * ``/proc/net/netstat`` — ``TcpExt``, ``IpExt``, ``MPTcpExt``;
 * ``/proc/net/sockstat`` — fragments held for reassembly (``FRAG: inuse``), used to wait
-  until nothing is in flight.
+  until nothing is in flight;
+* ``/proc/net/stat/nf_conntrack`` — connection tracking's statistics (per namespace, one hex
+  row per CPU; ``entries`` is the table's size, repeated on every row), present once a
+  namespace tracks connections; ``/proc/net/nf_conntrack`` — the table itself (with
+  ``nf_conntrack_acct`` on, packets and bytes per direction).
 
 ARP frame counts have no per-namespace kernel counter: ``/proc/net/stat/arp_cache`` exists
 only in the machine's own namespace and sums every namespace (the ARP table is global). The
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["parse_proc_table", "read_dev_stats", "read_namespace", "frag_inuse", "read_arp_cache", "delta",
-           "DEV_FIELDS"]
+           "DEV_FIELDS", "read_ct_stat", "parse_ct_table"]
 
 DEV_FIELDS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_dropped", "tx_dropped")
 
@@ -69,9 +73,58 @@ def frag_inuse(text: str) -> int:
 def read_namespace(proc_net: Path = Path("/proc/net"), sys_class_net: Path = Path("/sys/class/net")
                    ) -> dict[str, Any]:
     """All counters of the namespace this process is in."""
-    return {"dev": read_dev_stats(sys_class_net),
-            "snmp": parse_proc_table((proc_net / "snmp").read_text()),
-            "netstat": parse_proc_table((proc_net / "netstat").read_text())}
+    out = {"dev": read_dev_stats(sys_class_net),
+           "snmp": parse_proc_table((proc_net / "snmp").read_text()),
+           "netstat": parse_proc_table((proc_net / "netstat").read_text())}
+    ct = read_ct_stat(proc_net / "stat" / "nf_conntrack")
+    if ct:
+        out["conntrack"] = ct
+    return out
+
+
+def read_ct_stat(path: Path = Path("/proc/net/stat/nf_conntrack")) -> dict[str, int]:
+    """Connection tracking's statistics summed over CPUs (``entries``: the table's size, not summed)."""
+    try:
+        lines = path.read_text().split("\n")
+    except OSError:
+        return {}
+    head = lines[0].split()
+    tot = dict.fromkeys(head, 0)
+    rows = [ln.split() for ln in lines[1:] if len(ln.split()) == len(head)]
+    for vals in rows:
+        for k, v in zip(head, vals):
+            tot[k] += int(v, 16)
+    if rows:
+        tot["entries"] = int(rows[0][0], 16)
+    return tot
+
+
+def parse_ct_table(text: str) -> list[dict[str, Any]]:
+    """``/proc/net/nf_conntrack``: per entry the protocol, both tuples and (with accounting) packets/bytes.
+
+    A line reads ``ipv4 2 udp 17 29 src=A dst=B sport=P dport=Q packets=N bytes=M [UNREPLIED]
+    src=… dst=… sport=… dport=… packets=… bytes=… [ASSURED] mark=0 use=1``: the first
+    ``src=`` group is the original direction, the second the reply."""
+    out = []
+    for ln in text.splitlines():
+        tok = ln.split()
+        if len(tok) < 5:
+            continue
+        dirs: list[dict[str, str]] = []
+        flags = []
+        for t in tok[5:]:
+            k, eq, v = t.partition("=")
+            if not eq:
+                flags.append(t.strip("[]"))
+                continue
+            if k == "src":
+                dirs.append({})
+            if dirs and k in ("src", "dst", "sport", "dport", "packets", "bytes") and k not in dirs[-1]:
+                dirs[-1][k] = v
+        if len(dirs) < 2:
+            continue
+        out.append({"proto": tok[2], "orig": dirs[0], "reply": dirs[1], "flags": flags})
+    return out
 
 
 def read_arp_cache(path: Path = Path("/proc/net/stat/arp_cache")) -> dict[str, int]:

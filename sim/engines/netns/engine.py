@@ -3,11 +3,15 @@
 ``run_netns`` checks the host (root, tools), asks the kernel what it can build, builds the
 plan (plan.py) and applies it (apply.py) inside a :class:`Lab` that owns and removes
 everything, waits for the links, starts one namespace agent per namespace (ARP frame counts,
-counters) and two workload agents per workload (agents/), pinned to CPUs as the model pins
-its applications, and gives them one time zero. It then waits for the clients, for the
+counters; an external switch's namespace too), a docker-proxy agent per published UDP port of
+a host that runs the userland proxy, and two workload agents per workload (agents/), pinned to
+CPUs as the model pins its applications (the proxies first, as the model starts them), and
+gives them one time zero. It then waits for the clients, for the
 network to go quiet (no neighbour INCOMPLETE, no fragment in reassembly), for ``run.until``
 if the scenario has one, stops the receivers (which read what is still queued: the kernel
-counts ``InDatagrams`` when the application reads), and reads the counters. The result has
+counts ``InDatagrams`` when the application reads), then the proxies, and reads the counters —
+with the NICs' promiscuity and unicast lists, the switches' FDBs and the iptables rules' packet
+counters (state.py). The result has
 the DES's schema (counters.json, flows.csv, latency.csv; summary.json with engine
 ``netns``), plus netns.json: the replay's notes (what was not reproduced), the machine-wide
 ARP statistics, the kernel's full counters and anything the agents saw before time zero.
@@ -38,6 +42,7 @@ from .counters import delta, read_arp_cache
 from .lab import Lab
 from .plan import Plan, PlanError, build_plan
 from .preflight import Unavailable, check_host, check_plan, probe_kernel
+from .state import read_l2_state, read_rule_counters
 from .translate import kernel_counters
 
 __all__ = ["run_netns", "plan_for", "Unavailable", "ReplayError"]
@@ -107,6 +112,32 @@ def _nics(comp: Compiled, ns: str) -> list[str]:
     return [g.nodes[d]["ifname"] for d in comp.devices(ns) if g.nodes[d]["kind"] == "nic"]
 
 
+def nic_filters(comp: Compiled, ns: str) -> dict[str, dict[str, Any]]:
+    """Per NIC of ``ns`` with macvlan children: the children's MACs (its unicast list), those of
+    bridge-mode children (their frames to each other pass the parent uncounted), those of private
+    and passthru children (their broadcasts coming back from the wire are handed to them alone,
+    never to the parent's stack) and whether the model's NIC filters (it is not promiscuous: no
+    passthru child, no more children than slots)."""
+    from simnet.models.linux.params import NicParams
+
+    g = comp.graph
+    out: dict[str, dict[str, Any]] = {}
+    slots = NicParams().uc_filter_slots
+    for nic in comp.devices(ns):
+        if g.nodes[nic]["kind"] != "nic":
+            continue
+        kids = [g.nodes[v] for _u, v, k in g.out_edges(nic, data="kind")
+                if k == "lower" and g.nodes[v]["kind"] == "macvlan"]
+        if not kids:
+            continue
+        uc = sorted({k["mac"].lower() for k in kids if k["mode"] != "passthru"})
+        out[g.nodes[nic]["ifname"]] = {
+            "uc": uc, "internal": sorted({k["mac"].lower() for k in kids if k["mode"] == "bridge"}),
+            "consumed": sorted({k["mac"].lower() for k in kids if k["mode"] not in ("bridge", "vepa")}),
+            "filter": not any(k["mode"] == "passthru" for k in kids) and len(uc) <= slots}
+    return out
+
+
 def run_netns(comp: Compiled, *, progress: Callable[[str], None] | None = None, prefix: str | None = None,
               setup: Callable[[Lab, Plan], None] | None = None) -> Results:
     """Replay ``comp`` on real namespaces and return the kernel's view in the DES's schema.
@@ -120,7 +151,8 @@ def run_netns(comp: Compiled, *, progress: Callable[[str], None] | None = None, 
     plan0 = plan_for(comp)
     check_host(plan0.needs_tools)
     with Lab(prefix) as lab:
-        features = probe_kernel(lab, set(plan0.needs_link_kinds), set(plan0.needs_qdiscs))
+        features = probe_kernel(lab, set(plan0.needs_link_kinds), set(plan0.needs_qdiscs),
+                                iptables="iptables" in plan0.needs_tools)
         plan = plan_for(comp, lab.prefix, features)
         check_plan(plan, features)
         arp0 = read_arp_cache()
@@ -144,9 +176,12 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
     hard_s = wl.bound_s(comp)
     deadline_t = time.monotonic() + hard_s + 30.0
     ns_agents = {ns: _Agent(lab, kns, "ns", {"devices": _l3_devices(comp, ns), "nics": _nics(comp, ns),
-                                             "deadline": deadline_t}, f"ns:{ns}")
+                                             "nic_filter": nic_filters(comp, ns), "deadline": deadline_t},
+                            f"ns:{ns}")
                  for ns, kns in plan.netns.items()}
     pairs = wl.agent_configs(comp, deadline_t)
+    proxy_agents = [(ns, _Agent(lab, plan.netns[ns], role, cfg, f"docker-proxy:{ns}:{cfg['host_port']}"))
+                    for ns, role, cfg in wl.proxy_configs(comp, deadline_t)]
     clients: dict[int, _Agent] = {}
     servers: dict[int, _Agent] = {}
     for p in pairs:
@@ -154,7 +189,7 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
             servers[p.index] = _Agent(lab, plan.netns[p.server_ns], f"{p.app}.server", p.server,
                                       f"{p.name}.server")
         clients[p.index] = _Agent(lab, plan.netns[p.client_ns], f"{p.app}.client", p.client, f"{p.name}.client")
-    every = [*ns_agents.values(), *servers.values(), *clients.values()]
+    every = [*ns_agents.values(), *(a for _ns, a in proxy_agents), *servers.values(), *clients.values()]
     for a in every:
         a.ready = a.read(30.0)
     t0 = time.monotonic() + START_MARGIN_S
@@ -187,6 +222,10 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
         a.send({"stop": True})
     for a in [*servers.values(), *clients.values()]:
         a.result = a.read(30.0)["result"]
+    for _ns, a in proxy_agents:       # after the applications: what they sent last is relayed
+        a.send({"stop": True})
+    for _ns, a in proxy_agents:
+        a.result = a.read(30.0)["result"]
     for a in ns_agents.values():
         a.send({"stop": True})
     ns_results = {}
@@ -196,7 +235,12 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
             msg = a.read(30.0)
         ns_results[ns] = msg["result"]
     qdiscs = _qdisc_stats(comp, plan)
-    counters, raw, pre = kernel_counters(comp, ns_results, qdiscs)
+    extra = read_l2_state(plan)
+    extra["rules"] = read_rule_counters(plan)
+    extra["proxies"] = {}
+    for ns, a in proxy_agents:
+        extra["proxies"].setdefault(ns, []).append(a.result)
+    counters, raw, pre = kernel_counters(comp, ns_results, qdiscs, extra, plan)
     flows = [wl.flow_result(p, clients[p.index], servers.get(p.index), t0) for p in pairs]
     notes = list(plan.notes)
     if pre:
@@ -209,6 +253,9 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
                      "reassembly still pending)")
     info = {"prefix": lab.prefix, "kernel": platform.release(), "machine_cpus": os.cpu_count(),
             "notes": notes, "plan_steps": len(plan.ops), "t_end_s": t_end - t0,
+            # where each flow's packets are received (sink; request/response: both ends)
+            "flow_netns": {p.name: [x for x in (p.server_ns, p.client_ns if p.app == "udp_rr" else None) if x]
+                           for p in pairs},
             "agents": {a.label: {k: v for k, v in (a.result or {}).items() if k not in ("latencies_s", "sent_at")}
                        for a in [*servers.values(), *clients.values()]},
             "kernel_counters": raw}

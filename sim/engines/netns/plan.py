@@ -13,8 +13,9 @@ Mapping (Mininet's split of a topology description from its realisation):
   nothing is ever created in the machine's own namespace and removing a run's namespaces
   removes all its devices;
 * device kinds map to operations through :data:`DEVICE_BUILDERS` (``loopback``, ``veth``,
-  ``bridge``, ``nic``); a driver that adds a device kind (vxlan, macvlan, ipvlan) adds a
-  builder here. A kind without a builder is refused (:class:`PlanError`);
+  ``bridge``, ``nic`` here; ``vxlan``, ``macvlan``, ``ipvlan``, ``dummy`` and the external
+  ``switch`` in drivers.py); a kind without a builder is refused (:class:`PlanError`), and a
+  kind the kernel lacks (ipvlan, dummy on this project's kernel) by the preflight (exit 3);
 * a host's NIC is one end of a veth pair whose other end is the NIC at the far end of its
   link; the line rate becomes an HTB class (rate = ceil = the NIC rate, with the 24 bytes of
   Ethernet L1 overhead and the 84-byte minimum slot, as the model serialises) over a pfifo of
@@ -33,9 +34,11 @@ Mapping (Mininet's split of a topology description from its realisation):
 * offloads: TSO/GSO/GRO of every veth and NIC end are set to the device's ``features`` in
   the graph (default: off, since the model segments nothing), with ethtool.
 
-Scope and limitations: Docker's DOCKER-ISOLATION rules are not installed (the compiler
-refuses every workload that would cross them, so no packet of the replay reaches them);
-sysctls that are global rather than per namespace (``net.core.netdev_max_backlog``) are not
+* Docker's iptables rules (nat.py): the nat table of a host that publishes ports or
+  masquerades (DOCKER chain, DNAT, MASQUERADE), and DOCKER-ISOLATION between bridges, after
+  the routes.
+
+Scope and limitations: sysctls that are global rather than per namespace (``net.core.netdev_max_backlog``) are not
 written and are listed in :attr:`Plan.notes` when the scenario sets them.
 Validation: tests/engines/netns/test_plan.py (without root), test_netns.py (the script run
 as root builds the topology ``expected()`` describes).
@@ -45,18 +48,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import networkx as nx
 
 from simnet.models.linux.params import SYSCTLS
 
+from .ops import (AddrAdd, FdbAdd, Iptables, LinkAdd, LinkSet, LinkUp, NeighAdd, NetnsAdd, Offloads, Op, Plan,
+                  RouteAdd, SetMaster, SetMtu, SetTxqlen, Sysctl, TcQdisc)
+
 __all__ = ["Op", "NetnsAdd", "Sysctl", "LinkAdd", "SetMaster", "SetMtu", "SetTxqlen", "AddrAdd", "RouteAdd",
-           "Offloads", "LinkUp", "TcQdisc", "Plan", "PlanError", "build_plan", "DEVICE_BUILDERS", "PREFIX_RE",
-           "IFNAMSIZ", "GLOBAL_SYSCTLS", "KernelFeatures"]
+           "Offloads", "LinkUp", "TcQdisc", "LinkSet", "FdbAdd", "NeighAdd", "Iptables", "Plan", "PlanError",
+           "build_plan", "DEVICE_BUILDERS", "PREFIX_RE", "IFNAMSIZ", "GLOBAL_SYSCTLS", "KernelFeatures",
+           "DEFAULT_OFFLOADS"]
 
 IFNAMSIZ = 15                                   # Linux interface names: 15 characters + NUL
 PREFIX_RE = re.compile(r"^sn[0-9a-f]{5}$")      # a run's prefix: "sn" + 5 hex digits
@@ -92,249 +98,7 @@ class KernelFeatures:
     qdiscs: frozenset[str] = frozenset({"htb", "pfifo"})
     sysctls: frozenset[str] | None = None          # sysctls writable in a namespace; None: all but GLOBAL
     values: dict[str, str] = field(default_factory=dict)   # what a new namespace reads for each sysctl
-
-
-# -- operations --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Op:
-    """One step of a plan: a command as an argument list, and a readable label."""
-
-    stderr_fails: ClassVar[bool] = False     # the command can fail with exit code 0 (sysctl -w)
-
-    def argv(self) -> list[str]:  # pragma: no cover - every op overrides it
-        raise NotImplementedError
-
-    def label(self) -> str:  # pragma: no cover
-        raise NotImplementedError
-
-    @property
-    def netns(self) -> str:
-        return getattr(self, "ns")
-
-
-def _ip(ns: str, *args: str) -> list[str]:
-    return ["ip", "-n", ns, *args]
-
-
-def _exec(ns: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *args]
-
-
-@dataclass(frozen=True)
-class NetnsAdd(Op):
-    ns: str
-
-    def argv(self) -> list[str]:
-        return ["ip", "netns", "add", self.ns]
-
-    def label(self) -> str:
-        return f"netns add {self.ns}"
-
-
-@dataclass(frozen=True)
-class Sysctl(Op):
-    """``sysctl -w`` inside a namespace (procps exits 0 when a key is refused: stderr says so)."""
-
-    ns: str
-    values: tuple[tuple[str, str], ...]
-    stderr_fails: ClassVar[bool] = True
-
-    def argv(self) -> list[str]:
-        return _exec(self.ns, "sysctl", "-q", "-w", *(f"{k}={v}" for k, v in self.values))
-
-    def label(self) -> str:
-        return f"sysctl {', '.join(k for k, _v in self.values[:3])}{'…' if len(self.values) > 3 else ''} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class LinkAdd(Op):
-    """``ip link add``; for a veth, both ends at once (the peer may live in another namespace)."""
-
-    ns: str
-    ifname: str
-    kind: str
-    mac: str | None = None
-    mtu: int | None = None
-    type_args: tuple[str, ...] = ()
-    peer_ns: str | None = None
-    peer_ifname: str | None = None
-    peer_mac: str | None = None
-    peer_mtu: int | None = None
-
-    def argv(self) -> list[str]:
-        cmd = _ip(self.ns, "link", "add", self.ifname)
-        if self.mac:
-            cmd += ["address", self.mac]
-        if self.mtu:
-            cmd += ["mtu", str(self.mtu)]
-        cmd += ["type", self.kind, *self.type_args]
-        if self.peer_ifname is not None:
-            cmd += ["peer", "name", self.peer_ifname]
-            if self.peer_mac:
-                cmd += ["address", self.peer_mac]
-            if self.peer_mtu:
-                cmd += ["mtu", str(self.peer_mtu)]
-            if self.peer_ns is not None:
-                cmd += ["netns", self.peer_ns]
-        return cmd
-
-    def label(self) -> str:
-        peer = f" (peer {self.peer_ifname} in {self.peer_ns})" if self.peer_ifname else ""
-        return f"link add {self.kind} {self.ifname} in {self.ns}{peer}"
-
-
-@dataclass(frozen=True)
-class SetMaster(Op):
-    ns: str
-    ifname: str
-    master: str
-
-    def argv(self) -> list[str]:
-        return _ip(self.ns, "link", "set", "dev", self.ifname, "master", self.master)
-
-    def label(self) -> str:
-        return f"set master of {self.ifname} to {self.master} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class SetMtu(Op):
-    ns: str
-    ifname: str
-    mtu: int
-
-    def argv(self) -> list[str]:
-        return _ip(self.ns, "link", "set", "dev", self.ifname, "mtu", str(self.mtu))
-
-    def label(self) -> str:
-        return f"set mtu {self.mtu} on {self.ifname} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class SetTxqlen(Op):
-    ns: str
-    ifname: str
-    txqueuelen: int
-
-    def argv(self) -> list[str]:
-        return _ip(self.ns, "link", "set", "dev", self.ifname, "txqueuelen", str(self.txqueuelen))
-
-    def label(self) -> str:
-        return f"set txqueuelen {self.txqueuelen} on {self.ifname} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class AddrAdd(Op):
-    ns: str
-    ifname: str
-    cidr: str
-
-    def argv(self) -> list[str]:
-        return _ip(self.ns, "addr", "add", self.cidr, "brd", "+", "dev", self.ifname)
-
-    def label(self) -> str:
-        return f"addr add {self.cidr} on {self.ifname} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class RouteAdd(Op):
-    ns: str
-    dst: str
-    via: str | None
-    dev: str | None
-
-    def argv(self) -> list[str]:
-        cmd = _ip(self.ns, "route", "add", self.dst)
-        if self.via:
-            cmd += ["via", self.via]
-        if self.dev:
-            cmd += ["dev", self.dev]
-        return cmd
-
-    def label(self) -> str:
-        return f"route add {self.dst}{' via ' + self.via if self.via else ''} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class Offloads(Op):
-    ns: str
-    ifname: str
-    features: tuple[tuple[str, bool], ...]
-
-    def argv(self) -> list[str]:
-        args = [a for k, on in self.features for a in (k, "on" if on else "off")]
-        return _exec(self.ns, "ethtool", "-K", self.ifname, *args)
-
-    def label(self) -> str:
-        return f"offloads {' '.join(f'{k}={int(v)}' for k, v in self.features)} on {self.ifname} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class LinkUp(Op):
-    ns: str
-    ifname: str
-
-    def argv(self) -> list[str]:
-        return _ip(self.ns, "link", "set", "dev", self.ifname, "up")
-
-    def label(self) -> str:
-        return f"link up {self.ifname} in {self.ns}"
-
-
-@dataclass(frozen=True)
-class TcQdisc(Op):
-    """A ``tc`` command on one device (qdisc or class), e.g. the NIC's rate limiter."""
-
-    ns: str
-    ifname: str
-    args: tuple[str, ...]
-
-    def argv(self) -> list[str]:
-        obj, verb, *rest = self.args
-        return ["tc", "-n", self.ns, obj, verb, "dev", self.ifname, *rest]
-
-    def label(self) -> str:
-        return f"tc {' '.join(self.args[:2])} {' '.join(self.args[2:6])} on {self.ifname} in {self.ns}"
-
-
-# -- the plan ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Plan:
-    """Operations in order, what the kernel should show afterwards, and what is not reproduced."""
-
-    prefix: str
-    netns: dict[str, str]                         # graph namespace -> kernel namespace
-    ops: list[Op] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    needs_link_kinds: set[str] = field(default_factory=set)
-    needs_qdiscs: set[str] = field(default_factory=set)
-    needs_tools: set[str] = field(default_factory=lambda: {"ip"})
-    devices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)   # graph ns -> ifname -> facts
-    routes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    carrier: list[tuple[str, str]] = field(default_factory=list)   # (graph ns, ifname) that must come UP
-
-    def to_script(self) -> str:
-        """The plan as a bash script: ``set -e``, one command per line, cleanup at the end as a comment."""
-        lines = ["#!/usr/bin/env bash",
-                 f"# simnet netns plan, prefix {self.prefix}: run as root; remove with `simnet netns clean`",
-                 "# or: " + "; ".join(f"ip netns del {ns}" for ns in self.netns.values()),
-                 "set -euo pipefail"]
-        for n in self.notes:
-            lines.append(f"# not reproduced: {n}")
-        last = None
-        for op in self.ops:
-            kind = type(op).__name__
-            if kind != last:
-                lines.append(f"# {kind}")
-                last = kind
-            lines.append(shlex.join(op.argv()))
-        return "\n".join(lines) + "\n"
-
-    def expected(self) -> dict[str, Any]:
-        """Per kernel namespace: devices (kind, mtu, mac, master, addresses, up) and routes."""
-        return {self.netns[ns]: {"devices": devs, "routes": self.routes.get(ns, [])}
-                for ns, devs in self.devices.items()}
+    iptables_error: str | None = None              # why iptables failed in a namespace ("": it works; None: untried)
 
 
 @dataclass
@@ -349,6 +113,10 @@ class _Ctx:
     masters: list[Op] = field(default_factory=list)
     shaping: list[Op] = field(default_factory=list)
     ups: list[Op] = field(default_factory=list)
+    children: list[Op] = field(default_factory=list)     # devices on a lower device (after every link)
+    ports: list[Op] = field(default_factory=list)        # bridge port options (after the masters)
+    child_ups: list[Op] = field(default_factory=list)    # after their lower devices are up
+    late: list[Op] = field(default_factory=list)         # static FDB and neighbour entries (after the routes)
     neigh: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # graph ns -> neighbour params
     unwired: int = 0
 
@@ -408,7 +176,11 @@ def _bridge(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
 
 
 def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
-    """A host's NIC: a veth end facing the NIC at the other end of its link, rate-limited."""
+    """A host's NIC: a veth end facing the NIC at the other end of its link, rate-limited.
+
+    A NIC cabled to an external switch is built with the switch (drivers.py)."""
+    if any(k == "port" for _u, _v, k in c.g.out_edges(nid, data="kind")):
+        return
     wires = [v for _u, v, k in c.g.out_edges(nid, data="kind") if k == "wire"]
     ns = c.ns(d["netns"])
     if wires:
@@ -426,40 +198,51 @@ def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
         ends = [(nid, d)]
         delay_s = 0.0
     c.plan.needs_link_kinds.add("veth")
-    c.plan.needs_qdiscs.update({"htb", "pfifo"})
-    c.plan.needs_tools.add("tc")
-    if delay_s > 0 and "netem" not in c.features.qdiscs:
-        c.plan.notes.append(f"propagation delay {delay_s * 1e6:g} µs of the link {d['netns']}:{d['ifname']} — "
-                            f"{c.g.nodes[ends[-1][0]]['netns']}:{c.g.nodes[ends[-1][0]]['ifname']} (the kernel "
-                            "has no netem qdisc): the replay's link has no delay")
-    if not any("serialisation" in n for n in c.plan.notes):
-        c.plan.notes.append("NIC line rates are enforced by HTB (the average rate, and queueing above it), but a "
-                            "frame is not held for its serialisation time: the replay's latencies lack it (123 µs "
-                            "for a 1538-byte slot at 100mbit)")
+    if delay_s > 0:
+        far = c.g.nodes[ends[-1][0]]
+        delay_note(c, delay_s, f"the link {d['netns']}:{d['ifname']} — {far['netns']}:{far['ifname']}")
     for x, xd in ends:
         xns = c.ns(xd["netns"])
         c.done.add(x)
         c.fact(x, kind="nic", txqueuelen=xd["txqueuelen"])
         _offloads(c, xns, xd["ifname"], xd)
-        rate = f"{int(round(xd['rate_bps']))}bit"
-        limit = str(xd["txqueuelen"] + xd["tx_ring"])
-        c.shaping += [
-            SetTxqlen(xns, xd["ifname"], xd["txqueuelen"]),
-            TcQdisc(xns, xd["ifname"], ("qdisc", "replace", "root", "handle", "1:", "htb", "default", "1")),
-            # 24 bytes of preamble/SFD/FCS/IFG per frame and a 60 + 24-byte minimum slot, as the model
-            TcQdisc(xns, xd["ifname"], ("class", "add", "parent", "1:", "classid", "1:1", "htb", "rate", rate,
-                                        "ceil", rate, "overhead", "24", "mpu", "84")),
-        ]
-        if delay_s > 0 and "netem" in c.features.qdiscs:
-            c.plan.needs_qdiscs.add("netem")
-            c.shaping.append(TcQdisc(xns, xd["ifname"], ("qdisc", "add", "parent", "1:1", "handle", "10:", "netem",
-                                                         "delay", f"{delay_s * 1e6:g}us", "limit", limit)))
-        else:
-            c.shaping.append(TcQdisc(xns, xd["ifname"], ("qdisc", "add", "parent", "1:1", "handle", "10:", "pfifo",
-                                                         "limit", limit)))
+        c.shaping.append(SetTxqlen(xns, xd["ifname"], xd["txqueuelen"]))
+        shape(c, xns, xd["ifname"], xd["rate_bps"], xd["txqueuelen"] + xd["tx_ring"], delay_s)
         c.ups.append(LinkUp(xns, xd["ifname"]))
         if wires:
             c.plan.carrier.append((xd["netns"], xd["ifname"]))
+
+
+def delay_note(c: _Ctx, delay_s: float, what: str) -> None:
+    """Report a propagation delay the kernel cannot reproduce (no netem)."""
+    if "netem" not in c.features.qdiscs:
+        c.plan.notes.append(f"propagation delay {delay_s * 1e6:g} µs of {what} (the kernel has no netem qdisc): "
+                            "the replay's link has no delay")
+
+
+def shape(c: _Ctx, ns: str, ifname: str, rate_bps: float, limit_pkts: int, delay_s: float) -> None:
+    """A line rate on a veth standing in for a cable end: HTB (rate = ceil, L1 overhead) over a FIFO."""
+    c.plan.needs_qdiscs.update({"htb", "pfifo"})
+    c.plan.needs_tools.add("tc")
+    if not any("serialisation" in n for n in c.plan.notes):
+        c.plan.notes.append("NIC line rates are enforced by HTB (the average rate, and queueing above it), but a "
+                            "frame is not held for its serialisation time: the replay's latencies lack it (123 µs "
+                            "for a 1538-byte slot at 100mbit)")
+    rate = f"{int(round(rate_bps))}bit"
+    limit = str(limit_pkts)
+    c.shaping += [
+        TcQdisc(ns, ifname, ("qdisc", "replace", "root", "handle", "1:", "htb", "default", "1")),
+        # 24 bytes of preamble/SFD/FCS/IFG per frame and a 60 + 24-byte minimum slot, as the model
+        TcQdisc(ns, ifname, ("class", "add", "parent", "1:", "classid", "1:1", "htb", "rate", rate, "ceil", rate,
+                             "overhead", "24", "mpu", "84")),
+    ]
+    if delay_s > 0 and "netem" in c.features.qdiscs:
+        c.plan.needs_qdiscs.add("netem")
+        c.shaping.append(TcQdisc(ns, ifname, ("qdisc", "add", "parent", "1:1", "handle", "10:", "netem", "delay",
+                                              f"{delay_s * 1e6:g}us", "limit", limit)))
+    else:
+        c.shaping.append(TcQdisc(ns, ifname, ("qdisc", "add", "parent", "1:1", "handle", "10:", "pfifo", "limit",
+                                              limit)))
 
 
 DEVICE_BUILDERS: dict[str, DeviceBuilder] = {
@@ -468,6 +251,15 @@ DEVICE_BUILDERS: dict[str, DeviceBuilder] = {
     "bridge": _bridge,
     "nic": _nic,
 }
+
+
+def _register_drivers() -> None:
+    from . import drivers
+
+    DEVICE_BUILDERS.update(drivers.BUILDERS)
+
+
+_register_drivers()
 
 
 def _sysctl_text(name: str, value: Any) -> str:
@@ -495,13 +287,10 @@ def build_plan(g: nx.MultiDiGraph, prefix: str, features: KernelFeatures | None 
         raise PlanError(f"bad run prefix {prefix!r} (expected 'sn' and 5 hex digits)")
     features = features or KernelFeatures()
     namespaces = [n for n, d in g.nodes(data=True) if d["kind"] == "netns"]
-    plan = Plan(prefix=prefix, netns={n: f"{prefix}-{n}" for n in namespaces})
+    switches = [n for n, d in g.nodes(data=True) if d["kind"] == "switch"]
+    plan = Plan(prefix=prefix, netns={n: f"{prefix}-{n}" for n in [*namespaces, *switches]})
     c = _Ctx(g=g, plan=plan, features=features)
-    for n in namespaces:
-        if g.nodes[n].get("nat"):
-            raise PlanError(f"the netns engine cannot replay published ports and NAT yet ({n} has iptables nat "
-                            "rules)")
-    for n in namespaces:
+    for n in [*namespaces, *switches]:
         plan.ops.append(NetnsAdd(plan.netns[n]))
     # namespace-wide sysctls, before any device exists
     for n in namespaces:
@@ -523,11 +312,12 @@ def build_plan(g: nx.MultiDiGraph, prefix: str, features: KernelFeatures | None 
                                       + ("" if v is None else f" (in {n})"))
                 continue
             values.append((name, text))
-        if features.sysctls is not None:
-            values = [(k, v) for k, v in values if k in features.sysctls or k not in _OPTIONAL_NOISE]
-        plan.ops.append(Sysctl(plan.netns[n], tuple(values)))
+        plan.ops.append(Sysctl(plan.netns[n], _writable(values, features)))
         c.neigh[n] = per_dev_neigh
         plan.routes[n] = []
+        plan.devices.setdefault(n, {})
+    for n in switches:            # a switch's namespace holds a bridge and nothing that speaks IP
+        plan.ops.append(Sysctl(plan.netns[n], _writable(list(NOISE_SYSCTLS), features)))
         plan.devices.setdefault(n, {})
     # devices
     for nid, d in g.nodes(data=True):
@@ -537,39 +327,47 @@ def build_plan(g: nx.MultiDiGraph, prefix: str, features: KernelFeatures | None 
         if builder is None:
             raise PlanError(f"the netns engine cannot build {d['kind']} devices yet ({nid}); "
                             f"it builds: {', '.join(sorted(DEVICE_BUILDERS))}")
-        if len(d["ifname"]) > IFNAMSIZ:
+        if len(d.get("ifname", "")) > IFNAMSIZ:
             raise PlanError(f"interface name {d['ifname']!r} of {nid} is longer than {IFNAMSIZ} characters")
         builder(c, nid, d)
         c.done.add(nid)
-    plan.ops += c.links
+    plan.ops += c.links + c.children
     # per-device neighbour parameters (a new namespace has no neigh.default), before links come up
     for n in namespaces:
         neigh = c.neigh[n]
         devs = [d["ifname"] for nid, d in g.nodes(data=True)
-                if d["kind"] not in ("netns", "loopback") and d["netns"] == n]
+                if d["kind"] not in ("netns", "loopback", "switch") and d["netns"] == n]
         vals = tuple((_neigh_key(ifname, k), v) for ifname in devs for k, v in neigh)
         if vals:
             plan.ops.append(Sysctl(plan.netns[n], vals))
     for nid, d in g.nodes(data=True):
-        if d["kind"] != "netns" and d.get("master"):
+        if d["kind"] not in ("netns", "switch") and d.get("master"):
             plan.ops.append(SetMaster(c.ns(d["netns"]), d["ifname"], g.nodes[d["master"]]["ifname"]))
-    plan.ops += c.shaping
+    plan.ops += c.masters + c.ports + c.shaping
     for nid, d in g.nodes(data=True):
-        if d["kind"] in ("netns", "loopback"):
+        if d["kind"] in ("netns", "loopback", "switch"):
             continue
         for a in d["addrs"]:
             plan.ops.append(AddrAdd(c.ns(d["netns"]), d["ifname"], a))
-    plan.ops += c.ups
+    plan.ops += c.ups + c.child_ups
     for n in namespaces:
         for r in g.nodes[n]["routes"]:
             dst = "default" if r["dst"] in ("default", "0.0.0.0/0") else str(ipaddress.IPv4Network(r["dst"]))
             plan.ops.append(RouteAdd(plan.netns[n], dst, r.get("via"), r.get("dev")))
             plan.routes[n].append({"dst": dst, "via": r.get("via"), "dev": r.get("dev")})
-        iso = g.nodes[n].get("isolation") or []
-        if len(iso) > 1:
-            plan.notes.append(f"Docker's isolation rules between {', '.join(iso)} in {n} are not installed (no "
-                              "workload crosses them: the compiler refuses such paths)")
+    plan.ops += c.late
+    from .nat import netfilter_ops
+
+    for n in namespaces:
+        plan.ops += netfilter_ops(g, n, plan)
     return plan
+
+
+def _writable(values: list[tuple[str, str]], features: KernelFeatures) -> tuple[tuple[str, str], ...]:
+    """The sysctls a namespace of this kernel has (bridge netfilter ones only with br_netfilter)."""
+    if features.sysctls is not None:
+        values = [(k, v) for k, v in values if k in features.sysctls or k not in _OPTIONAL_NOISE]
+    return tuple(values)
 
 
 _OPTIONAL_NOISE = frozenset(k for k, _v in NOISE_SYSCTLS if k.startswith("net.bridge."))

@@ -30,7 +30,8 @@ from simnet.rng import stream
 RTPRIO_SERVER = 20
 RTPRIO_CLIENT = 10
 
-__all__ = ["AgentPair", "agent_configs", "bound_s", "quiesce_bound_s", "flow_result", "APPS"]
+__all__ = ["AgentPair", "agent_configs", "proxy_configs", "proxy_rules", "bound_s", "quiesce_bound_s", "flow_result",
+           "APPS"]
 
 
 @dataclass
@@ -60,7 +61,7 @@ def _udp_client(comp: Compiled, wp: WorkloadPlan) -> dict[str, Any]:
 
 
 def _udp_server(comp: Compiled, wp: WorkloadPlan) -> dict[str, Any]:
-    return {"port": wp.dport, "rcvbuf": wp.spec.rcvbuf}
+    return {"port": wp.listen_port or wp.dport, "rcvbuf": wp.spec.rcvbuf}
 
 
 def _udp_bound(wp: WorkloadPlan) -> float:
@@ -75,7 +76,7 @@ def _rr_client(comp: Compiled, wp: WorkloadPlan) -> dict[str, Any]:
 
 
 def _rr_server(comp: Compiled, wp: WorkloadPlan) -> dict[str, Any]:
-    return {"port": wp.dport, "response": wp.spec.response}
+    return {"port": wp.listen_port or wp.dport, "response": wp.spec.response}
 
 
 def _rr_bound(wp: WorkloadPlan) -> float:
@@ -116,6 +117,8 @@ def agent_configs(comp: Compiled, deadline_t: float) -> list[AgentPair]:
         next_cpu[host] += 1
         return first_cpu[host] + i
 
+    for ns, _r in proxy_rules(comp):          # the model starts docker-proxy processes first
+        next_cpu[g.nodes[ns]["host"]] += 1
     out = []
     for wp in comp.workloads:
         app = APPS.get(wp.app)
@@ -129,6 +132,39 @@ def agent_configs(comp: Compiled, deadline_t: float) -> list[AgentPair]:
         client = {**app.client(comp, wp), "cpu": cpu_of(wp.src_netns), "deadline": deadline_t, "until_s": until,
                   "rtprio": RTPRIO_CLIENT}
         out.append(AgentPair(wp.index, wp.name, wp.app, wp, wp.src_netns, client, server_ns, server))
+    return out
+
+
+def proxy_rules(comp: Compiled) -> list[tuple[str, dict[str, Any]]]:
+    """The published ports a docker-proxy process serves, in the model's order: (host namespace,
+    rule) for every UDP rule of a host whose daemon runs the userland proxy (models/apps/docker_proxy.py
+    has no TCP flavour yet)."""
+    out = []
+    for n, d in comp.graph.nodes(data=True):
+        nat = d.get("nat") if d["kind"] == "netns" else None
+        if nat and nat["userland_proxy"]:
+            out += [(n, r) for r in nat["dnat"] if r["proto"] == "udp"]
+    return out
+
+
+def proxy_configs(comp: Compiled, deadline_t: float) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, agent role, configuration) of every docker-proxy, on the CPUs the model gives them:
+    each host's next application CPUs, before the workloads' (see :func:`agent_configs`)."""
+    g = comp.graph
+    first = 0
+    first_cpu: dict[str, int] = {}
+    for h, spec in comp.hosts.items():
+        first_cpu[h] = first
+        first += spec["cpus"]
+    used: dict[str, int] = defaultdict(int)
+    out = []
+    for ns, r in proxy_rules(comp):
+        host = g.nodes[ns]["host"]
+        cpu = first_cpu[host] + used[host] % comp.hosts[host]["cpus"]
+        used[host] += 1
+        out.append((ns, "docker_proxy.udp", {"host_port": r["host_port"], "backend_addr": r["to_addr"],
+                                             "backend_port": r["to_port"], "cpu": cpu, "deadline": deadline_t,
+                                             "rtprio": RTPRIO_SERVER}))
     return out
 
 

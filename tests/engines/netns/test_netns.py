@@ -215,14 +215,14 @@ def test_without_root_or_iproute2_nothing_is_created(tmp_path):
 def test_probe_agrees_with_the_kernel():
     """What the probe says this kernel has, checked by trying each thing directly."""
     with Lab() as lab:
-        feats = probe_kernel(lab, {"macvlan", "ipvlan", "vxlan"}, {"tbf", "netem"})
+        feats = probe_kernel(lab, {"macvlan", "ipvlan", "vxlan", "dummy"}, {"tbf", "netem"})
         ns = lab.kname("check")
         lab.netns.append(ns)
         subprocess.run(["ip", "netns", "add", ns], check=True)
         subprocess.run(["ip", "-n", ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1"], check=True)
-        for kind, args in (("macvlan", ["link", "p0"]), ("ipvlan", ["link", "p0"]), ("vxlan", ["id", "7", "dev", "p0",
-                                                                                           "dstport", "4789"])):
-            ok = subprocess.run(["ip", "-n", ns, "link", "add", f"t{kind[:4]}", "type", kind, *args],
+        for kind, pre, args in (("macvlan", ["link", "p0"], []), ("ipvlan", ["link", "p0"], []),
+                                ("vxlan", [], ["id", "7", "dev", "p0", "dstport", "4789"]), ("dummy", [], [])):
+            ok = subprocess.run(["ip", "-n", ns, "link", "add", *pre, "name", f"t{kind[:4]}", "type", kind, *args],
                                 capture_output=True).returncode == 0
             assert (kind in feats.link_kinds) == ok, kind
         for q, args in (("netem", ["delay", "1ms"]), ("tbf", ["rate", "1mbit", "burst", "32kbit", "latency", "1s"])):

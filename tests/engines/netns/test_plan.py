@@ -12,9 +12,9 @@ import pytest
 
 import simnet
 from simnet.engines.netns.counters import delta, frag_inuse, parse_proc_table, read_arp_cache
-from simnet.engines.netns.plan import (DEVICE_BUILDERS, IFNAMSIZ, AddrAdd, KernelFeatures, LinkAdd, LinkUp, NetnsAdd,
-                                       Offloads,
-                                       PlanError, RouteAdd, SetMaster, Sysctl, TcQdisc, build_plan)
+from simnet.engines.netns.plan import (DEVICE_BUILDERS, IFNAMSIZ, AddrAdd, FdbAdd, Iptables, KernelFeatures, LinkAdd,
+                                       LinkUp, NeighAdd, NetnsAdd, Offloads, PlanError, RouteAdd, SetMaster, Sysctl,
+                                       TcQdisc, build_plan)
 from simnet.engines.netns.preflight import Unavailable, check_plan
 from simnet.models.linux.cpu import DEFAULT_COSTS, CostProfile
 from simnet.models.linux.params import SYSCTLS
@@ -35,39 +35,52 @@ def plan_of(name_or_text, features=None):
 def test_plan_builds_every_device_once_in_order(path):
     comp = simnet.compile_scenario(path)
     g = comp.graph
-    unbuilt = {d["kind"] for _n, d in g.nodes(data=True)} - set(DEVICE_BUILDERS) - {"netns"}
-    if unbuilt or any(d.get("nat") for _n, d in g.nodes(data=True)):
-        # what the engine cannot build yet is refused up front, never half-built or ignored
-        with pytest.raises(PlanError, match="cannot"):
-            build_plan(g, PREFIX)
-        return
+    assert {d["kind"] for _n, d in g.nodes(data=True)} - set(DEVICE_BUILDERS) <= {"netns"}   # every kind builds
     comp, plan = plan_of(path)
     g = comp.graph
     ops = plan.ops
     kinds = [type(o).__name__ for o in ops]
     namespaces = [n for n, d in g.nodes(data=True) if d["kind"] == "netns"]
-    # one namespace per graph namespace, all first, all carrying the prefix
-    assert [o.ns for o in ops[:len(namespaces)]] == [f"{PREFIX}-{n}" for n in namespaces]
-    assert all(isinstance(o, NetnsAdd) for o in ops[:len(namespaces)])
+    switches = [n for n, d in g.nodes(data=True) if d["kind"] == "switch"]
+    spaces = namespaces + switches
+    # one namespace per graph namespace and external switch, all first, all carrying the prefix
+    assert [o.ns for o in ops[:len(spaces)]] == [f"{PREFIX}-{n}" for n in spaces]
+    assert all(isinstance(o, NetnsAdd) for o in ops[:len(spaces)])
     assert all(o.netns.startswith(PREFIX + "-") for o in ops)
     # IPv6 is off in every namespace before any link exists
     first_link = kinds.index("LinkAdd") if "LinkAdd" in kinds else len(ops)
-    for n in namespaces:
+    for n in spaces:
         pre = [o for o in ops[:first_link] if isinstance(o, Sysctl) and o.ns == f"{PREFIX}-{n}"]
         assert pre and ("net.ipv6.conf.all.disable_ipv6", "1") in pre[0].values
         assert ("net.ipv6.conf.default.disable_ipv6", "1") in pre[0].values
-    # every device of the graph is created exactly once (a veth pair by one LinkAdd) or is lo
+    # every device of the graph is created exactly once (a veth pair by one LinkAdd) or is lo, in its
+    # own namespace (vxlan, macvlan: created from the lower's namespace into it); a switch adds its
+    # bridge and one port per cabled NIC
     made = []
     for o in ops:
         if isinstance(o, LinkAdd):
-            made.append((o.ns, o.ifname))
+            made.append((o.home, o.ifname))
             if o.peer_ifname and o.peer_ns:
                 made.append((o.peer_ns, o.peer_ifname))
     devices = [(f"{PREFIX}-{d['netns']}", d["ifname"]) for _n, d in g.nodes(data=True)
-               if d["kind"] not in ("netns", "loopback")]
-    assert sorted(made) == sorted(devices)
+               if d["kind"] not in ("netns", "loopback", "switch")]
+    ports = [(f"{PREFIX}-{sw}", p) for sw in switches
+             for p in ["sw", *(f"p{i + 1}" for i in range(sum(k == "port" for _u, _v, k in g.out_edges(sw, data="kind"))))]]
+    assert sorted(made) == sorted(devices + ports)
     assert all(len(i) <= IFNAMSIZ for _ns, i in made)
-    # masters before addresses, addresses before links come up, routes last
+    # children are created after the devices they hang off; vxlan keeps its socket in the host's namespace
+    for o in ops:
+        if isinstance(o, LinkAdd) and o.kind in ("vxlan", "macvlan", "ipvlan"):
+            nid = next(n for n, d in g.nodes(data=True) if d.get("ifname") == o.ifname
+                       and f"{PREFIX}-{d.get('netns')}" == o.home)
+            d = g.nodes[nid]
+            lower_ns = d["link_netns"] if o.kind == "vxlan" else g.nodes[d["lower"]]["netns"]
+            assert o.ns == f"{PREFIX}-{lower_ns}"
+            if o.kind != "vxlan":
+                lower = [i for i, x in enumerate(ops) if isinstance(x, LinkAdd) and (o.ns, o.link) in (
+                    (x.home, x.ifname), (x.peer_ns, x.peer_ifname))]
+                assert lower and lower[0] < ops.index(o)
+    # masters before addresses, addresses before links come up, routes, static entries and rules last
     last = {k: max(i for i, x in enumerate(kinds) if x == k) for k in set(kinds)}
     firsts = {k: kinds.index(k) for k in set(kinds)}
     if "SetMaster" in firsts:
@@ -76,26 +89,47 @@ def test_plan_builds_every_device_once_in_order(path):
         assert last["AddrAdd"] < firsts["LinkUp"]
     if "RouteAdd" in firsts:
         assert last["LinkUp"] < firsts["RouteAdd"]
+    for late in ("FdbAdd", "NeighAdd", "Iptables"):
+        if late in firsts:
+            assert last["LinkUp"] < firsts[late]
     # every address and route of the graph is there
     addrs = sorted((o.ns, o.ifname, o.cidr) for o in ops if isinstance(o, AddrAdd))
     want = sorted((f"{PREFIX}-{d['netns']}", d["ifname"], a) for _n, d in g.nodes(data=True)
-                  if d["kind"] not in ("netns", "loopback") for a in d["addrs"])
+                  if d["kind"] not in ("netns", "loopback", "switch") for a in d["addrs"])
     assert addrs == want
     assert sum(isinstance(o, RouteAdd) for o in ops) == sum(len(d["routes"]) for _n, d in g.nodes(data=True)
                                                            if d["kind"] == "netns")
-    # masters as the graph says
+    # masters as the graph says (and each switch port on its bridge)
     masters = {(o.ns, o.ifname): o.master for o in ops if isinstance(o, SetMaster)}
     assert masters == {(f"{PREFIX}-{d['netns']}", d["ifname"]): g.nodes[d["master"]]["ifname"]
-                       for _n, d in g.nodes(data=True) if d.get("master")}
-    # offloads off (the model segments nothing) on every veth end and NIC
+                       for _n, d in g.nodes(data=True) if d.get("master")} | {p: "sw" for p in ports if p[1] != "sw"}
+    # offloads off (the model segments nothing) on every veth end, NIC and vxlan; children follow their lower
     offl = {(o.ns, o.ifname) for o in ops if isinstance(o, Offloads)}
-    assert offl == {(ns, i) for ns, i in made if not i.startswith(PREFIX)} - {
-        (f"{PREFIX}-{d['netns']}", d["ifname"]) for _n, d in g.nodes(data=True) if d["kind"] == "bridge"}
+    assert offl == {(ns, i) for ns, i in made if not i.startswith(PREFIX) and i != "sw"} - {
+        (f"{PREFIX}-{d['netns']}", d["ifname"]) for _n, d in g.nodes(data=True)
+        if d["kind"] in ("bridge", "macvlan", "ipvlan", "dummy")}
     assert all(dict(o.features) == {"tso": False, "gso": False, "gro": False} for o in ops if isinstance(o, Offloads))
+    # Docker's static FDB and neighbour entries on every vxlan device
+    for _n, d in g.nodes(data=True):
+        if d["kind"] == "vxlan":
+            kns = f"{PREFIX}-{d['netns']}"
+            assert {(o.mac, o.dst) for o in ops if isinstance(o, FdbAdd) and o.ns == kns} == set(d["fdb"].items())
+            assert {(o.addr, o.mac) for o in ops if isinstance(o, NeighAdd) and o.ns == kns} == set(d["neigh"].items())
+    # a namespace with nat rules gets each of them, named as the model names them
+    for n in namespaces:
+        nat = g.nodes[n].get("nat")
+        rules = [o for o in ops if isinstance(o, Iptables) and o.ns == f"{PREFIX}-{n}"]
+        if nat:
+            comments = {o.args[o.args.index("--comment") + 1] for o in rules if "--comment" in o.args}
+            assert comments == set(plan.rules[n]) and len(comments) == len(nat["dnat"]) + len(nat["masquerade"]) * (
+                1 if nat["userland_proxy"] else 2)
+            assert "iptables" in plan.needs_tools
+        elif len(g.nodes[n].get("isolation") or []) < 2:
+            assert not rules
     # expected() names every device with its MTU and MAC
     exp = plan.expected()
     for _n, d in g.nodes(data=True):
-        if d["kind"] == "netns":
+        if d["kind"] in ("netns", "switch"):
             continue
         fact = exp[f"{PREFIX}-{d['netns']}"]["devices"][d["ifname"]]
         assert fact["mtu"] == d["mtu"] and fact["mac"] == d["mac"]
@@ -171,8 +205,8 @@ def test_bridges_run_without_snooping_and_links_come_up_after_addresses():
 def test_unknown_device_kinds_and_bad_prefixes_are_refused():
     comp = simnet.compile_scenario(SCENARIOS / "quickstart.yaml")
     g = comp.graph.copy()
-    g.nodes["host:docker0"]["kind"] = "ipvlan"
-    with pytest.raises(PlanError, match="cannot build ipvlan devices yet"):
+    g.nodes["host:docker0"]["kind"] = "wireguard"
+    with pytest.raises(PlanError, match="cannot build wireguard devices yet"):
         build_plan(g, PREFIX)
     with pytest.raises(PlanError, match="bad run prefix"):
         build_plan(comp.graph, "docker")
@@ -328,14 +362,16 @@ def test_compare_refuses_what_is_not_a_result_directory(tmp_path):
 
 
 def test_calibration_fit_recovers_the_path_totals_it_was_given():
-    """Measurements made up from a known profile (veth 40 % dearer, copies twice as dear): the
-    fitted profile reproduces every path's per-datagram cost on both CPUs."""
+    """Measurements made up from a known profile (veth 40 % dearer, copies twice as dear, VXLAN 50 %
+    and NAT twice as dear): the fitted profile reproduces every path's per-datagram cost on both CPUs."""
     from simnet.engines.netns.calibrate import PATHS, _fit, path_cost_us, path_scenario, stage_loads
     from simnet.models.linux.cpu import Stage
 
     st = dict(DEFAULT_COSTS.stages)
     st["veth_xmit"] = Stage(st["veth_xmit"].per_packet_s * 1.4, 0.0, "")
     st["syscall"] = Stage(st["syscall"].per_packet_s, st["syscall"].per_byte_s * 2, "")
+    st["vxlan_xmit"] = Stage(st["vxlan_xmit"].per_packet_s * 1.5, 0.0, "")
+    st["nf_nat"] = Stage(st["nf_nat"].per_packet_s * 2, 0.0, "")
     truth = CostProfile("truth", st)
     points = []
     for path in PATHS:
@@ -349,3 +385,4 @@ def test_calibration_fit_recovers_the_path_totals_it_was_given():
         assert path_cost_us(p["loads"], fitted) == pytest.approx(p["us_per_packet"], rel=0.03), p["path"]
         assert path_cost_us(p["loads"], fitted, "recv") == pytest.approx(p["recv_us_per_packet"], rel=0.03)
     assert fitted.stages["napi_rx"] == DEFAULT_COSTS.stages["napi_rx"]      # no path exercises it
+    assert {"vxlan", "macvlan", "nat"} <= set(PATHS)

@@ -161,3 +161,25 @@ def test_ipvlan_l3_sends_no_arp_from_containers(tmp_path):
     # the hosts resolve each other instead, and host1 routes a's packets (OutRequests)
     assert res.counters["host1"]["arp"]["requests_sent"] == 1
     assert res.counters["host1"]["snmp"]["Ip"]["OutRequests"] == 1000
+
+
+def test_a_bridge_mode_broadcast_counts_its_ethernet_header_twice_on_siblings(mvbridge):
+    """Linux 6.18, seen by the netns replay of macvlan-bridge: b receives a's two ARP requests (for b
+    and for c) straight from the transmit path, 56 bytes each (macvlan_broadcast: skb->len, which
+    still holds the Ethernet header, + ETH_HLEN), host2's request from the wire 42 bytes, and 1000
+    requests of 64 bytes (106-byte frames)."""
+    res, _out = mvbridge
+    b = res.counters["b"]["dev"]["eth0"]
+    assert b["rx_packets"] == 1003 and res.counters["b"]["arp"]["requests_received"] == 3
+    assert b["rx_bytes"] == 1000 * 106 + 2 * 56 + 42 == 106154
+
+
+def test_a_private_childs_returned_broadcast_counts_zero_bytes(modes):
+    """Linux 6.18, seen by the netns replay of macvlan-modes: p1's three ARP requests for p2 come back
+    from the hairpin switch and are handed to p1 alone, counted as packets of 0 bytes
+    (macvlan_handle_frame leaves len at 0 on that path); the two broadcasts from the other hosts'
+    children (b1's, v1's) count their 42 bytes."""
+    c = modes.counters
+    assert c["p1"]["arp"]["requests_sent"] == 3
+    assert c["p1"]["dev"]["eth0"]["rx_packets"] == 5 and c["p1"]["dev"]["eth0"]["rx_bytes"] == 2 * 42
+    assert c["hp"]["arp"]["requests_received"] == 2          # consumed by macvlan: the host never sees p1's

@@ -13,8 +13,9 @@ simnet.engines.netns.agents ROLE``) and talks to the engine in JSON lines on std
 
 Roles (:data:`ROLES`): ``ns`` (the namespace agent: ARP frame counts and the kernel's
 counters) and, per workload ``app``, a ``client`` and a ``server``: ``udp`` (paced sender /
-sink) and ``udp_rr`` (request/response client / server). A new workload kind adds its two
-classes to :data:`ROLES`. Every agent is bounded: a hard deadline in its configuration ends
+sink) and ``udp_rr`` (request/response client / server); ``docker_proxy.udp``, Docker's
+userland proxy for a published UDP port. A new workload kind adds its two classes to
+:data:`ROLES`. Every agent is bounded: a hard deadline in its configuration ends
 it whatever happens, and it dies with the engine (PR_SET_PDEATHSIG).
 
 Standard library only (agents start in a fraction of a second).
@@ -31,4 +32,5 @@ ROLES = {
     "udp.server": "udp:UdpSink",
     "udp_rr.client": "udp:UdpRrClient",
     "udp_rr.server": "udp:UdpRrServer",
+    "docker_proxy.udp": "proxy:UdpProxyAgent",
 }
