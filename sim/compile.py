@@ -136,8 +136,9 @@ def compile_scenario(sc: Scenario) -> Compiled:
                 ifname = f"eth{next_if[hname]}"
             ends.append(new_nic(hname, ifname, ("links", i, "endpoints", j)))
         a, b = ends
-        g.add_edge(a, b, kind="wire", delay_s=link.delay)
-        g.add_edge(b, a, kind="wire", delay_s=link.delay)
+        imp = {"rate_bps": link.rate, "queue": link.queue, "loss": link.loss}
+        g.add_edge(a, b, kind="wire", delay_s=link.delay, drop=list(link.drop), **imp)
+        g.add_edge(b, a, kind="wire", delay_s=link.delay, drop=list(link.drop_back), **imp)
         subnet = link.subnet
         if subnet is None:
             while True:
@@ -258,6 +259,9 @@ def compile_scenario(sc: Scenario) -> Compiled:
             for k, v in c.sysctls.items():
                 g.nodes[ns]["sysctls"][canonical_sysctl(k)] = v
 
+    # -- offloads (ethtool -K), per device ---------------------------------------------------------
+    _offloads(g, sc)
+
     # -- routes ---------------------------------------------------------------------------------
     _underlay_routes(g, sc, host_links)
     for hname, h in sc.hosts.items():
@@ -272,6 +276,29 @@ def compile_scenario(sc: Scenario) -> Compiled:
         for r in g.nodes[hname]["routes"]:
             r.pop("_path", None)
     return comp
+
+
+def _offloads(g: nx.MultiDiGraph, sc: Scenario) -> None:
+    """``tso``/``gro`` attributes of every device: Linux's defaults (TSO on everywhere, GRO on
+    physical NICs), overridden by the host's offloads for its own namespace, bridges and
+    host-side veths, and by a container's offloads for its interfaces."""
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "netns":
+            continue
+        ns = g.nodes[d["netns"]]
+        if ns["role"] == "host":
+            spec = sc.hosts[ns["host"]].offloads
+        else:
+            spec = sc.containers[n.split(":")[0]].offloads if n.split(":")[0] in sc.containers else None
+        tso = True
+        gro = d["kind"] == "nic"
+        if spec is not None:
+            if spec.tso is not None:
+                tso = spec.tso
+            if spec.gro is not None and d["kind"] == "nic":
+                gro = spec.gro
+        d["tso"] = tso
+        d["gro"] = gro
 
 
 def _merge(g: nx.MultiDiGraph, frag: nx.MultiDiGraph, path: tuple) -> None:
@@ -529,7 +556,7 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
                  f"is on a network of {src_name} where nobody has it")
         raise ScenarioError(f"unreachable: {to}'s address {daddr} {where}"
                             f"{_cross_host_hint(comp, w, src, dst_ns)}", ("workloads", i, "to"))
-    if w.app == "udp_rr" and dst_ns is not None:
+    if w.app in ("udp_rr", "tcp_bulk", "tcp_stream", "tcp_rr") and dst_ns is not None:
         src_addr = _source_addr(fibs, src, int(IPv4Address(daddr)))
         back = trace_path(comp.graph, fibs, dst_ns, src_addr)
         if not back.ok:

@@ -49,6 +49,16 @@ class Drop(enum.Enum):
     IP_NOPROTO = "IP_NOPROTO"              # no handler for the IP protocol
     NETFILTER_DROP = "NETFILTER_DROP"      # an iptables rule (Docker isolation) dropped it
     LINK_LOSS = "LINK_LOSS"                # the scenario's link impairment lost it on the wire
+    TCP_INVALID_ACK = "TCP_INVALID_ACK"    # ACK of data never sent (or a bad SYN-ACK)
+    TCP_RESET = "TCP_RESET"                # an RST, consumed by the socket it reset
+    TCP_FLAGS = "TCP_FLAGS"                # flags not valid in the socket's state
+    TCP_OLD_DATA = "TCP_OLD_DATA"          # data already received (a spurious retransmission)
+    TCP_INVALID_SEQUENCE = "TCP_INVALID_SEQUENCE"   # beyond the receive window
+    TCP_OLD_SEQUENCE = "TCP_OLD_SEQUENCE"  # ends before the left edge of the window (rcv_wup)
+    TCP_INVALID_SYN = "TCP_INVALID_SYN"    # SYN on an established connection
+    TCP_ZEROWINDOW = "TCP_ZEROWINDOW"      # data while the advertised window is zero
+    TCP_OVERWINDOW = "TCP_OVERWINDOW"      # data beyond the advertised window
+    TCP_OFOMERGE = "TCP_OFOMERGE"          # out-of-order data already held
     NOT_SPECIFIED = "NOT_SPECIFIED"        # kfree_skb() without a reason (bridge: back out the ingress port)
 
 

@@ -129,6 +129,18 @@ DEFAULT_COSTS = CostProfile("linux-6.18-vm", {
     "icmp_rcv": Stage(0.30 * US, 0.0, "icmp_rcv + error report to the socket; ESTIMATE"),
     # receive, process context
     "udp_recvmsg": Stage(0.55 * US, 0.035 * NS, "recvfrom() entry/exit, udp_recvmsg, copy_to_user; " + _MEASURED),
+    # TCP
+    "tcp_sendmsg": Stage(0.30 * US, 0.0, "tcp_sendmsg_locked per write(): lock, skb alloc/entail (the copy is "
+                         "syscall's per-byte cost); ESTIMATE"),
+    "tcp_transmit": Stage(0.45 * US, 0.0, "tcp_write_xmit + __tcp_transmit_skb per skb (clone, header, options, "
+                          "ip_queue_xmit route); ESTIMATE"),
+    "tcp_send_ack": Stage(0.40 * US, 0.0, "__tcp_send_ack: alloc, header, ip_queue_xmit; ESTIMATE"),
+    "tcp_rcv": Stage(0.60 * US, 0.0, "ip_local_deliver + tcp_v4_rcv + tcp_rcv_established (tcp_ack, "
+                     "tcp_data_queue, ACK decision) per skb; ESTIMATE"),
+    "tcp_recvmsg": Stage(0.45 * US, 0.035 * NS, "recv() entry/exit, tcp_recvmsg, copy_to_user, "
+                         "tcp_cleanup_rbuf; ESTIMATE"),
+    "gso_segment": Stage(0.25 * US, 0.0, "software GSO (skb_gso_segment) per segment on a device without TSO; "
+                         "ESTIMATE"),
 })
 
 ZERO_COSTS = CostProfile("zero", {k: Stage(0.0, 0.0, "zero profile") for k in DEFAULT_COSTS.stages})
@@ -180,9 +192,16 @@ class Segment:
 
 
 class Cpu:
-    """One CPU of a host: a non-preemptive FIFO server of segments."""
+    """One CPU of a host: a non-preemptive server of segments, softirq work first.
 
-    __slots__ = ("ctx", "name", "costs", "free_at", "queue", "busy_s", "seg", "wake_pending", "segments")
+    Work submitted with ``submit_softirq`` (NAPI polls, the netif_rx backlog, timers,
+    tasklets) is served before queued process-context work (applications' system calls),
+    as Linux runs pending softirqs before it returns to user space; within each class,
+    first come first served. A running segment is never preempted.
+    """
+
+    __slots__ = ("ctx", "name", "costs", "free_at", "queue", "softq", "busy_s", "seg", "wake_pending", "segments",
+                 "backlog", "draining")
 
     def __init__(self, ctx: Any, name: str, costs: CostProfile) -> None:
         self.ctx = ctx
@@ -190,6 +209,9 @@ class Cpu:
         self.costs = costs.stages
         self.free_at = 0.0
         self.queue: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self.softq: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self.backlog: deque = deque()     # netif_rx()'s backlog, drained within the segment
+        self.draining = False
         self.busy_s = 0.0
         self.segments = 0
         self.seg = Segment(self)
@@ -202,10 +224,21 @@ class Cpu:
         is booked to ``cpu_wait``.
         """
         now = self.ctx.env._now
-        if self.free_at <= now and not self.queue:
+        if self.free_at <= now and not self.queue and not self.softq:
             self._run(fn, arg, skb, now)
             return
         self.queue.append((fn, arg, skb))
+        if not self.wake_pending:
+            self.wake_pending = True
+            self.ctx.call_at(self.free_at, self._wake)
+
+    def submit_softirq(self, fn: Callable[[Any], None], arg: Any, skb: Any = None) -> None:
+        """Like ``submit``, for softirq context: ahead of queued process-context work."""
+        now = self.ctx.env._now
+        if self.free_at <= now and not self.softq and not self.queue:
+            self._run(fn, arg, skb, now)
+            return
+        self.softq.append((fn, arg, skb))
         if not self.wake_pending:
             self.wake_pending = True
             self.ctx.call_at(self.free_at, self._wake)
@@ -236,9 +269,10 @@ class Cpu:
         self.wake_pending = False
         now = self.ctx.env._now
         q = self.queue
-        while q and self.free_at <= now:
-            fn, arg, skb = q.popleft()
+        sq = self.softq
+        while (sq or q) and self.free_at <= now:
+            fn, arg, skb = sq.popleft() if sq else q.popleft()
             self._run(fn, arg, skb, now)
-        if q:
+        if q or sq:
             self.wake_pending = True
             self.ctx.call_at(self.free_at, self._wake)

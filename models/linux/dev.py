@@ -29,7 +29,7 @@ from .skb import BROADCAST_MAC, Skb
 if TYPE_CHECKING:
     from .netns import Netns
 
-__all__ = ["NetDevice", "Loopback", "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
+__all__ = ["NetDevice", "Loopback", "netif_rx", "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
            "pkt_type", "STAT_FIELDS"]
 
 PACKET_HOST = 0
@@ -70,6 +70,10 @@ class NetDevice:
         self.neigh: dict[int, Any] = {}             # next-hop IP -> Neighbour
         self.noarp = False
         self.promisc = False
+        # offload features (ethtool -k): TSO takes TCP super-segments whole; GRO merges
+        # received segments (physical NICs only)
+        self.tso = True
+        self.gro = False
         self.capture: Callable[[float, Skb, "NetDevice", bool], None] | None = None
         self.rx_packets = 0
         self.rx_bytes = 0
@@ -84,7 +88,18 @@ class NetDevice:
 
     @property
     def features(self) -> dict[str, bool]:
-        return {}
+        return {"tso": self.tso, "gro": self.gro}
+
+    def gso_segment(self, skb: Skb) -> list[Skb]:
+        """validate_xmit_skb() → skb_gso_segment() for a device without TSO (CPU per segment)."""
+        from .tcp.offload import gso_segment
+
+        segs = gso_segment(skb, self.ctx)
+        seg = self.ctx.seg
+        if seg is not None:
+            for s in segs:
+                seg.charge(s, "gso_segment")
+        return segs
 
     def stats(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in STAT_FIELDS}
@@ -95,6 +110,10 @@ class NetDevice:
         seg = self.ctx.seg
         if seg is not None:
             seg.charge(skb, "dev_queue_xmit")
+        if skb.gso_segs > 1 and not self.tso:
+            for s in self.gso_segment(skb):
+                self.xmit(s)
+            return
         self.xmit(skb)
 
     def xmit(self, skb: Skb) -> None:  # pragma: no cover - every device type overrides it
@@ -127,6 +146,34 @@ class NetDevice:
             self.ns.netif_receive(skb, self)
 
 
+def netif_rx(dev: NetDevice, skb: Skb) -> None:
+    """netif_rx(): queue ``skb`` for ``dev`` on this CPU's backlog; ``process_backlog`` drains it.
+
+    As on Linux, the backlog is drained when the transmit path re-enables bottom halves
+    (``local_bh_enable`` at the end of ``dev_queue_xmit``): at once, in the same segment, on
+    the same CPU, before the sender goes on. A packet queued while the backlog is being drained
+    (a TCP ACK sent while processing a data segment, say) waits its turn in the loop instead of
+    being processed recursively.
+    """
+    ctx = dev.ctx
+    seg = ctx.seg
+    if seg is None:
+        dev.ns.host.cpus[0].submit_softirq(dev.rx, skb, skb)
+        return
+    cpu = seg.cpu
+    q = cpu.backlog
+    q.append((dev, skb))
+    if cpu.draining:
+        return
+    cpu.draining = True
+    try:
+        while q:
+            d, s = q.popleft()
+            d.rx(s)
+    finally:
+        cpu.draining = False
+
+
 class Loopback(NetDevice):
     """``lo``: loopback_xmit() hands the packet to netif_rx() on the same device."""
 
@@ -145,4 +192,4 @@ class Loopback(NetDevice):
         self.ns.skb_orphan(skb)
         skb.eth_dst = skb.eth_src = 0
         # libpcap drops the outgoing copy on lo, so the capture sees each packet once (rx).
-        self.rx(skb)
+        netif_rx(self, skb)

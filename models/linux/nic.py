@@ -12,13 +12,28 @@ and is serialised at line rate. A frame occupies the wire for
 link's propagation delay. TX completion (end of serialisation) frees the socket's send-buffer
 charge.
 
+The qdisc and the ring are served in order (simnet's traffic is all TOS 0, pfifo_fast band
+1), so when a frame enters the ring, starts and ends follow at enqueue time from the frames
+ahead of it: the NIC schedules them then, with no event per dequeue; ``qlen``/``backlog`` in
+the qdisc statistics are the frames whose ring entry is still ahead of the clock.
+
+TSO: a TCP super-segment occupies one qdisc and ring slot and is cut into frames as it is
+serialised (``tx_packets`` counts frames, as hardware drivers do); the capture sees the
+super-segment, as tcpdump does. Link impairments (the scenario's ``links[]``): ``rate`` (the
+NIC serialises at the lower of its rate and the link's), ``queue`` (the qdisc limit, with a
+one-frame ring), ``loss`` (each frame is lost with that probability, drawn from a seeded
+stream per link end) and ``drop`` (frame numbers to lose); a lost frame occupies the wire and
+is dropped (``LINK_LOSS``) when its serialisation ends.
+
 Receive: the peer NIC filters on its MAC (unless promiscuous) and the NAPI poll runs on the
 CPU that the flow's RSS hash selects; the driver counts the frame there (a padded 42-byte ARP
 frame counts 60 bytes), which is also where a capture sees it.
 
 Scope and limitations: no BQL (the ring holds up to ``tx_ring`` frames whatever their
-size), no interrupt coalescing or GRO, full duplex point-to-point links only; the driver's
-transmit cost is charged when the stack hands the frame over.
+size), no interrupt coalescing, no GRO yet, one FIFO for pfifo_fast's bands (all simnet
+traffic maps to band 1), full duplex point-to-point links only; the driver's transmit cost
+is charged when the stack hands the frame over; netem's delay jitter, reordering and
+duplication are not modelled.
 Validation: tests/models/linux/test_nic.py (serialisation and queueing against the Lindley
 recursion), the udp-tandem scenario test.
 """
@@ -27,7 +42,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from simnet.trace import Drop
 
@@ -64,6 +79,7 @@ class PfifoFast:
         self.backlog_bytes = 0
         self.drops = 0
         self.requeues = 0
+        self.view: Any = None
         self.sent_pkts = 0
         self.sent_bytes = 0
 
@@ -97,6 +113,11 @@ class PfifoFast:
             yield from q
 
     def stats(self) -> dict[str, int]:
+        view = getattr(self, "view", None)
+        if view is not None:            # a NIC's schedule: what still waits at the current time
+            now = view.ctx.env.now
+            waiting = [b for t, b in view.waiting if t > now]
+            self.qlen, self.backlog_bytes = len(waiting), sum(waiting)
         return {"qlen": self.qlen, "backlog": self.backlog_bytes, "drops": self.drops,
                 "sent_pkts": self.sent_pkts, "sent_bytes": self.sent_bytes}
 
@@ -113,7 +134,8 @@ class Nic(NetDevice):
         self.rate_bps = params.rate_bps
         self.qdisc = PfifoFast(params.txqueuelen_pkts)
         self.tx_ring = params.tx_ring_pkts
-        self.ring_ends: deque[float] = deque()   # serialisation end times of frames on the ring
+        self.ring_ends: deque[float] = deque(maxlen=params.tx_ring_pkts)   # ends of the last tx_ring frames
+        self.waiting: deque[tuple[float, int]] = deque()     # (ring entry, bytes) of frames in the qdisc
         self.last_end = 0.0
         self.peer: Nic | None = None
         self.delay_s = 0.0
@@ -121,6 +143,19 @@ class Nic(NetDevice):
         self._wire_extra = params.l1_overhead_bytes
         self._min_frame = params.min_frame_bytes
         self.busy_s = 0.0
+        self.tso = params.tso
+        self.gro = params.gro
+        # link impairments (scenario links[]): random loss, an explicit list of frames to drop
+        self.loss_p = params.loss
+        self.loss_rng: Any = None
+        self.drop_frames: frozenset[int] = frozenset()
+        self.frames_out = 0
+        self.link_lost = 0
+        if params.queue_pkts:
+            self.qdisc = PfifoFast(params.queue_pkts)
+            self.tx_ring = 1
+            self.ring_ends = deque(maxlen=1)
+        self.qdisc.view = self
 
     @property
     def carrier(self) -> bool:
@@ -147,57 +182,43 @@ class Nic(NetDevice):
             self._enqueue_at(skb, ctx.env._now)
             return
         seg.charge2(skb, "dev_queue_xmit", "driver_xmit")
-        if self.ns.host.serial:
-            self._enqueue_at(skb, seg.start + seg.cost)
+        if skb.gso_segs > 1 and not self.tso:
+            segs = self.gso_segment(skb)
         else:
-            ctx.defer(self._enqueue, skb)
+            segs = (skb,)
+        for s in segs:
+            if self.ns.host.serial:
+                self._enqueue_at(s, seg.start + seg.cost)
+            else:
+                ctx.defer(self._enqueue, s)
 
     def _enqueue(self, skb: Skb) -> None:
         self._enqueue_at(skb, self.ctx.env._now)
 
     def _enqueue_at(self, skb: Skb, now: float) -> None:
+        """The qdisc and the ring as one FIFO schedule (see the module docstring): when the
+        frame enters the ring (a slot frees: the frame ``tx_ring`` places ahead has left),
+        when it starts (the wire is free) and when it ends are known at enqueue time."""
         if self.peer is None:
             self.ns.kfree_skb(skb, Drop.NO_CARRIER, "noop_enqueue")
             return
-        ends = self.ring_ends
-        while ends and ends[0] <= now:
-            ends.popleft()
-        if self.qdisc.qlen == 0 and len(ends) < self.tx_ring:
-            self._start(skb, now)
-            return
-        skb.t_mark = now
-        if not self.qdisc.enqueue(skb):
+        waiting = self.waiting
+        while waiting and waiting[0][0] <= now:
+            waiting.popleft()
+        q = self.qdisc
+        if len(waiting) >= q.limit:
+            q.drops += 1
             self.ns.kfree_skb(skb, Drop.QDISC_DROP, "pfifo_fast_enqueue")
             return
-        if not self.wake_pending:
-            self.wake_pending = True
-            self.ctx.call_at(ends[0] if len(ends) >= self.tx_ring else now, self._wake)
-
-    def _wake(self, _arg: object) -> None:
-        """A ring slot freed (or a frame became due): move frames from the qdisc to the ring."""
-        self.wake_pending = False
-        now = self.ctx.env._now
         ends = self.ring_ends
-        while ends and ends[0] <= now:
-            ends.popleft()
-        q = self.qdisc
-        while q.qlen and len(ends) < self.tx_ring:
-            head = q.peek()
-            if head.t_mark > now:       # enqueued ahead of time by a one-CPU host: not due yet
-                self.wake_pending = True
-                self.ctx.call_at(head.t_mark, self._wake)
-                return
-            self._start(q.dequeue(), now)
-        if q.qlen:
-            self.wake_pending = True
-            self.ctx.call_at(ends[0], self._wake)
+        entry = now if len(ends) < self.tx_ring or ends[0] <= now else ends[0]
+        if entry > now:
+            waiting.append((entry, 14 + skb.l3_len))
+        self._start(skb, entry, now)
 
-    def _start(self, skb: Skb, now: float) -> None:
-        """dev_hard_start_xmit(): the driver takes the frame onto its ring."""
-        self.tx_packets += 1
-        self.tx_bytes += 14 + skb.l3_len
-        self.qdisc.sent_pkts += 1
-        self.qdisc.sent_bytes += 14 + skb.l3_len
+    def _start(self, skb: Skb, now: float, t_enq: float) -> None:
+        """dev_hard_start_xmit(): the driver takes the frame (or TSO super-segment) onto its ring
+        at ``now`` (possibly ahead of the clock: captures and ledgers use that time)."""
         if self.capture is not None:
             self.capture(now, skb, self, True)
         if skb.t_mark < now:           # waited in the qdisc
@@ -205,28 +226,60 @@ class Nic(NetDevice):
             if acct is not None:
                 acct["qdisc"] = acct.get("qdisc", 0.0) + (now - skb.t_mark)
             skb.t_mark = now
+        q = self.qdisc
+        q.sent_pkts += 1
+        q.sent_bytes += 14 + skb.l3_len
+        if skb.gso_segs > 1:           # TSO: the NIC cuts it into frames on the wire
+            from .tcp.offload import gso_segment
+            frames = gso_segment(skb, self.ctx)
+            sk = skb.sk
+            if sk is not None:         # the super-segment is freed when its last frame has left
+                total = 0
+                for f in frames:
+                    total += f.truesize
+                    f.sk = None
+                frames[-1].sk = sk
+                frames[-1].truesize = total
+        else:
+            frames = (skb,)
         start = self.last_end if self.last_end > now else now
-        ser = self.wire_time_s(skb)
-        end = start + ser
-        self.last_end = end
-        self.busy_s += ser
-        self.ring_ends.append(end)
         delay = self.delay_s
-        acct = skb.acct
-        if acct is not None:
-            wait = start - skb.t_mark
-            if wait > 0.0:
-                acct["qdisc"] = acct.get("qdisc", 0.0) + wait
-            acct["serialisation"] = acct.get("serialisation", 0.0) + ser
-            if delay > 0.0:
-                acct["propagation"] = acct.get("propagation", 0.0) + delay
-        skb.t_mark = end + delay
-        if skb.sk is not None:
-            self.ctx.call_at(end, self.ns.skb_orphan, skb)   # TX completion
-        self.ctx.call_at(end + delay, self.peer._arrive, skb)
+        ctx = self.ctx
+        peer_arrive = self.peer._arrive
+        for f in frames:
+            self.tx_packets += 1
+            self.tx_bytes += 14 + f.l3_len
+            ser = self.wire_time_s(f)
+            end = start + ser
+            self.busy_s += ser
+            acct = f.acct
+            if acct is not None:
+                wait = start - f.t_mark
+                if wait > 0.0:
+                    acct["qdisc"] = acct.get("qdisc", 0.0) + wait
+                acct["serialisation"] = acct.get("serialisation", 0.0) + ser
+                if delay > 0.0:
+                    acct["propagation"] = acct.get("propagation", 0.0) + delay
+            f.t_mark = end + delay
+            self.frames_out += 1
+            if (self.loss_p and self.loss_rng.random() < self.loss_p) or self.frames_out in self.drop_frames:
+                self.link_lost += 1
+                ctx.call_at(end, self._lost, f)
+            else:
+                if f.sk is not None:
+                    ctx.call_at(end, self.ns.skb_orphan, f)   # TX completion
+                ctx.call_at(end + delay, peer_arrive, f)
+            start = end
+        self.last_end = start
+        self.ring_ends.append(start)
+
+    def _lost(self, skb: Skb) -> None:
+        """The link impairment lost the frame (netem loss): it left, it never arrives."""
+        self.ns.kfree_skb(skb, Drop.LINK_LOSS, "link")
 
     def in_flight(self) -> list[Skb]:
-        return list(self.qdisc)
+        """Frames in the qdisc or on the ring wait in their scheduled events (the census finds them there)."""
+        return []
 
     # -- receive ---------------------------------------------------------------------
     def _arrive(self, skb: Skb) -> None:
@@ -234,7 +287,7 @@ class Nic(NetDevice):
         if not self.promisc and pkt_type(skb.eth_dst, self.mac) == PACKET_OTHERHOST:
             self.ns.kfree_skb(skb, Drop.OTHERHOST, "nic_mac_filter")
             return
-        self.ns.host.rss_cpu(skb).submit(self._napi, skb, skb)
+        self.ns.host.rss_cpu(skb).submit_softirq(self._napi, skb, skb)
 
     def _napi(self, skb: Skb) -> None:
         """NAPI poll → __netif_receive_skb_core → the master's rx_handler or the IP/ARP handler.

@@ -14,6 +14,10 @@ its lengths and its ``truesize``. Two fields are bookkeeping rather than headers
 
 Addresses are ints (IPv4 as 32-bit, MAC as 48-bit) so that the hot path compares ints.
 
+A TCP segment carries its header fields (``seq``, ``ack_seq``, ``tcp_flags``, the 16-bit
+``window`` field, timestamp values, SACK blocks, the SYN options) and, for a TSO/GSO
+super-segment, ``gso_segs``/``gso_size`` (``skb_shinfo(skb)->gso_segs/gso_size``).
+
 Scope and limitations: no IP options, no VLAN tags, no IPv6; payload bytes are not stored
 (pcap writes zeros, and checksums are computed over those zeros).
 Validation: tests/models/linux/test_skb.py; pcap round trips in tests/results/test_pcap.py.
@@ -108,6 +112,10 @@ class Skb:
         "arp_op", "arp_sha", "arp_spa", "arp_tha", "arp_tpa",
         # ICMP: type, code and the quoted packet (an Skb)
         "icmp_type", "icmp_code", "icmp_quote",
+        # TCP: header fields (window is the 16-bit field as sent), option values, SACK blocks,
+        # the header length, and the GSO layout of a super-segment (gso_segs 1: a plain segment)
+        "seq", "ack_seq", "tcp_flags", "window", "tsval", "tsecr", "sack", "syn_opts", "tcp_hlen",
+        "gso_segs", "gso_size",
         # application data carried in the payload (as iperf does): flow, seq, send time, kind
         "app",
     )
@@ -143,6 +151,17 @@ class Skb:
         self.icmp_type = 0
         self.icmp_code = 0
         self.icmp_quote: Skb | None = None
+        self.seq = 0
+        self.ack_seq = 0
+        self.tcp_flags = 0
+        self.window = 0
+        self.tsval = 0
+        self.tsecr = 0
+        self.sack: tuple | None = None
+        self.syn_opts: tuple | None = None
+        self.tcp_hlen = 0
+        self.gso_segs = 1
+        self.gso_size = 0
         self.app: Any = None
 
     @property

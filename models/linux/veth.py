@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .dev import NetDevice
+from .dev import NetDevice, netif_rx
 from .skb import Skb
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Veth(NetDevice):
             seg.charge(skb, "veth_xmit")
         self.count_tx(skb)
         self.ns.skb_orphan(skb)
-        self.peer.rx(skb)
+        netif_rx(self.peer, skb)
 
 
 def veth_pair(ns_a: "Netns", name_a: str, mac_a: int, ns_b: "Netns", name_b: str, mac_b: int,
