@@ -144,14 +144,15 @@ class _TcpApp(_App):
         call = costs["syscall"].per_packet_s + costs["tcp_recvmsg"].per_packet_s
         per_byte = costs["tcp_recvmsg"].per_byte_s
         while True:
+            if not sk.readable():
+                if sk.at_eof() or sk.err:
+                    seg.cost += call               # the recv() that returns 0 (end of file)
+                    self.on_eof(seg.start + seg.cost)
+                return                             # a blocking recv() sleeps until data comes
             start = seg.start + seg.cost
             seg.cost += call
             got, marks = sk.recvmsg(self.read_chunk())
             seg.cost += per_byte * got
-            if not got:
-                if sk.at_eof() or sk.err:
-                    self.on_eof(seg.start + seg.cost)
-                return
             self.on_data(got, marks, start, seg.start + seg.cost)
 
     def read_chunk(self) -> int:

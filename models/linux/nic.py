@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from simnet.trace import Drop
 
 from .dev import PACKET_OTHERHOST, NetDevice, pkt_type
-from .skb import ETH_P_IP, Skb
+from .skb import ETH_P_IP, IPPROTO_TCP, Skb, truesize
 
 if TYPE_CHECKING:
     from .netns import Netns
@@ -140,6 +141,9 @@ class Nic(NetDevice):
         self.peer: Nic | None = None
         self.delay_s = 0.0
         self.wake_pending = False
+        self.last_enq = 0.0
+        self.gro_q: dict[Any, deque[Skb]] = {}
+        self._gro_short = False
         self._wire_extra = params.l1_overhead_bytes
         self._min_frame = params.min_frame_bytes
         self.busy_s = 0.0
@@ -171,10 +175,10 @@ class Nic(NetDevice):
     def queue_xmit(self, skb: Skb) -> None:
         """dev_queue_xmit(): CPU work ends here; the frame leaves the CPU for the qdisc.
 
-        The hand-over happens at the segment's virtual time. On a host with one CPU, segments
-        run one after the other, so hand-overs arrive in time order and the frame can be
-        enqueued at once with that timestamp; with several CPUs an event at the virtual time
-        keeps frames from different CPUs in the order of their times.
+        The hand-over happens at the segment's virtual time, and the frame is scheduled at
+        once (see ``_enqueue_at``): hand-overs reach a NIC in time order, except that two CPUs'
+        segments may overlap in time; a frame handed over at an earlier time than one already
+        scheduled is queued behind it.
         """
         ctx = self.ctx
         seg = ctx.seg
@@ -186,11 +190,15 @@ class Nic(NetDevice):
             segs = self.gso_segment(skb)
         else:
             segs = (skb,)
+        t = seg.start + seg.cost
+        if t < self.last_enq:
+            # another CPU already handed over a frame at a later virtual time: this one
+            # queues behind it (CPUs run a segment at once, so their clocks overlap by at most
+            # one segment, microseconds)
+            t = self.last_enq
+        self.last_enq = t
         for s in segs:
-            if self.ns.host.serial:
-                self._enqueue_at(s, seg.start + seg.cost)
-            else:
-                ctx.defer(self._enqueue, s)
+            self._enqueue_at(s, t)
 
     def _enqueue(self, skb: Skb) -> None:
         self._enqueue_at(skb, self.ctx.env._now)
@@ -278,8 +286,9 @@ class Nic(NetDevice):
         self.ns.kfree_skb(skb, Drop.LINK_LOSS, "link")
 
     def in_flight(self) -> list[Skb]:
-        """Frames in the qdisc or on the ring wait in their scheduled events (the census finds them there)."""
-        return []
+        """Frames waiting for a NAPI poll (GRO queues). Frames in the qdisc or on the ring wait in
+        their scheduled events, where the census finds them."""
+        return [skb for q in self.gro_q.values() for skb in q]
 
     # -- receive ---------------------------------------------------------------------
     def _arrive(self, skb: Skb) -> None:
@@ -287,7 +296,91 @@ class Nic(NetDevice):
         if not self.promisc and pkt_type(skb.eth_dst, self.mac) == PACKET_OTHERHOST:
             self.ns.kfree_skb(skb, Drop.OTHERHOST, "nic_mac_filter")
             return
-        self.ns.host.rss_cpu(skb).submit_softirq(self._napi, skb, skb)
+        skb.truesize = truesize(skb.l3_len)          # the driver's receive buffer
+        cpu = self.ns.host.rss_cpu(skb)
+        if (self.gro and skb.proto == IPPROTO_TCP and self.master is None and not skb.mf and not skb.frag_off
+                and skb.daddr in self.ns.local_addrs):
+            q = self.gro_q.get(cpu)
+            if q is None:
+                q = self.gro_q[cpu] = deque()
+            q.append(skb)
+            if len(q) == 1:
+                cpu.submit_softirq(self._gro_poll, cpu, skb)
+            return
+        cpu.submit_softirq(self._napi, skb, skb)
+
+    def _gro_poll(self, cpu: Any) -> None:
+        """A NAPI poll of this NIC's receive queue on ``cpu`` with GRO (``napi_gro_receive``).
+
+        Up to ``dev_weight`` (64) frames that have arrived are taken; consecutive in-order TCP
+        segments of one flow with the same ACK number and options (timestamps) are merged into
+        one skb of up to 64 KiB (``tcp_gro_receive``); a short segment or PSH ends a merge.
+        Each merged skb goes up the stack as one packet (one TCP receive, one ACK decision, one
+        ``InSegs``), which is how a Linux receiver keeps up with a fast link. The capture sees
+        the merged skbs, as tcpdump does."""
+        q = self.gro_q[cpu]
+        seg = self.ctx.seg
+        table = seg.table
+        napi_pp, _pb, napi_key = table["napi_rx"]
+        head = None
+        n = 0
+        tracer = self.ctx.tracer
+        while q and n < 64:
+            f = q.popleft()
+            n += 1
+            frame = 14 + f.l3_len
+            self.rx_packets += 1
+            self.rx_bytes += frame if frame >= self._min_frame else self._min_frame
+            t = seg.start + seg.cost
+            acct = f.acct
+            if acct is not None:
+                if t > f.t_mark:
+                    acct["cpu_wait"] = acct.get("cpu_wait", 0.0) + (t - f.t_mark)
+                acct[napi_key] = acct.get(napi_key, 0.0) + napi_pp
+            seg.cost += napi_pp
+            f.t_mark = t + napi_pp
+            if head is not None:
+                hlen = head.tcp_hlen
+                payload = f.l3_len - 20 - f.tcp_hlen
+                hp = head.l3_len - 20 - hlen
+                if (f.saddr == head.saddr and f.sport == head.sport and f.dport == head.dport
+                        and f.seq == head.seq + hp and f.ack_seq == head.ack_seq and f.tcp_hlen == hlen
+                        and f.tsval == head.tsval and f.tsecr == head.tsecr and not f.sack and not head.sack
+                        and payload > 0 and payload <= head.gso_size and not head.tcp_flags & 0x08
+                        and not f.tcp_flags & 0x07 and head.l3_len + payload <= 65535 - 20
+                        and not self._gro_short):
+                    head.l3_len += payload
+                    head.gso_segs += 1
+                    head.truesize += f.truesize
+                    head.tcp_flags |= f.tcp_flags & 0x08
+                    self._gro_short = payload < head.gso_size
+                    if f.app is not None:
+                        ha = head.app
+                        extra = (f.app[0], f.app[1], f.acct, f.t_mark)
+                        head.app = (ha[0], ha[1], (ha[2] if len(ha) > 2 else ()) + (extra,)) if ha is not None \
+                            else (0.0, (), (extra,))
+                    tracer.deliver(f)
+                    continue
+                self._gro_flush(head)
+                head = None
+            if (f.tcp_flags & 0x07) == 0 and f.l3_len - 20 - f.tcp_hlen > 0 and not f.gso_size:
+                head = f
+                head.gso_size = f.l3_len - 20 - f.tcp_hlen
+                self._gro_short = False
+            else:
+                self._gro_flush(f)
+        if head is not None:
+            self._gro_flush(head)
+        if q:
+            cpu.submit_softirq(self._gro_poll, cpu, q[0])
+
+    def _gro_flush(self, skb: Skb) -> None:
+        """napi_gro_complete() → netif_receive_skb(): the (merged) skb goes up."""
+        if skb.gso_segs == 1:
+            skb.gso_size = 0
+        if self.capture is not None:
+            self.capture(self.ctx.vnow(), skb, self, False)
+        self.ns.netif_receive(skb, self)
 
     def _napi(self, skb: Skb) -> None:
         """NAPI poll → __netif_receive_skb_core → the master's rx_handler or the IP/ARP handler.
@@ -314,6 +407,11 @@ def connect_wire(a: Nic, b: Nic, delay_s: float) -> None:
     a.delay_s = b.delay_s = delay_s
 
 
+@lru_cache(maxsize=65536)
+def _toeplitz_standin(saddr: int, daddr: int, proto: int) -> int:
+    return zlib.crc32(b"%d,%d,%d" % (saddr, daddr, proto))
+
+
 def rss_hash(skb: Skb) -> int:
     """A stable stand-in for the NIC's Toeplitz hash.
 
@@ -323,4 +421,4 @@ def rss_hash(skb: Skb) -> int:
     """
     if skb.eth_type != ETH_P_IP:
         return 0
-    return zlib.crc32(b"%d,%d,%d" % (skb.saddr, skb.daddr, skb.proto))
+    return _toeplitz_standin(skb.saddr, skb.daddr, skb.proto)

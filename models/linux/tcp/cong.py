@@ -133,10 +133,6 @@ class Cubic:
     hystart_low_window = 16
     hystart_ack_delta_us = 2000
 
-    __slots__ = ("cnt", "last_max_cwnd", "last_cwnd", "last_time", "bic_origin_point", "bic_K", "delay_min",
-                 "epoch_start", "ack_cnt", "tcp_cwnd", "sample_cnt", "found", "round_start", "end_seq",
-                 "last_ack", "curr_rtt", "hystart_exits")
-
     # cubictcp_register()
     BETA_SCALE = 8 * (BICTCP_BETA_SCALE + 717) // 3 // (BICTCP_BETA_SCALE - 717)
     CUBE_RTT_SCALE = 41 * 10

@@ -519,22 +519,38 @@ class TcpInput:
         elif flag & FLAG_DATA_ACKED:
             self.ca.cong_avoid(self, ack, acked_sacked, self.jiffies(now), self.hz)
         self.update_pacing_rate()
-        if self.sample is not None:
-            self.sample(self)
+        tr = self.ctx.tracer
+        if tr.subs:
+            tr.emit("tcp.ack", sock=self, flow=self.flow, ack=ack - self.iss, acked=acked_sacked, cwnd=self.snd_cwnd,
+                    ssthresh=self.snd_ssthresh, ca_state=self.ca_state, in_flight=self.in_flight())
 
     # -- data ---------------------------------------------------------------------------------
     def data_queue(self: Any, skb: Any, seq: int, end_seq: int, payload: int, now: float) -> None:
         """tcp_data_queue()."""
         ns = self.ns
         fin = skb.tcp_flags & FIN
-        marks = skb.app[1] if skb.app is not None else None
-        t_tx = skb.app[0] if skb.app is not None else 0.0
-        if marks:
+        app = skb.app
+        marks = None
+        if app is not None:
+            marks = app[1]
+            t_tx = app[0]
             for m in marks:
                 if m.t_arrive is None:
                     m.t_arrive = now
                     m.t_tx = t_tx
                     m.rx_acct = skb.acct
+            if len(app) > 2:                     # segments GRO merged into this skb
+                marks = list(marks)
+                for t_tx2, marks2, acct2, t_gro in app[2]:
+                    rx = dict(acct2) if acct2 is not None else {}
+                    if now > t_gro:
+                        rx["cpu:gro"] = rx.get("cpu:gro", 0.0) + (now - t_gro)
+                    for m in marks2:
+                        if m.t_arrive is None:
+                            m.t_arrive = now
+                            m.t_tx = t_tx2
+                            m.rx_acct = rx
+                    marks.extend(marks2)
         rcv_nxt = self.rcv_nxt
         self.data_segs_in += 1
         if seq == rcv_nxt:

@@ -304,7 +304,6 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
         self.blk_reason: str | None = None
         self.blk_since = 0.0
         self.blk_cum: dict[str, float] = {}
-        self.sample: Callable[["TcpSock"], None] | None = None
         # socket ownership (lock_sock/release_sock): until when the owner's system call runs;
         # vtime: the latest virtual time any CPU worked on the socket (see sync())
         self.owned_until = 0.0
@@ -683,10 +682,10 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
         self.own()
         return got, marks
 
-    def readable(self) -> int:
-        """Bytes the application can read now (in order, not yet copied)."""
-        now = self.ctx.vnow()
-        return sum(e[1] - max(e[0], self.copied_seq) for e in self.rcv_queue if e[3] <= now)
+    def readable(self) -> bool:
+        """Some data can be read now (in order, arrived by the caller's time)."""
+        rq = self.rcv_queue
+        return bool(rq) and rq[0][3] <= self.ctx.vnow()
 
     def at_eof(self) -> bool:
         return self.fin_received and not self.rcv_queue and self.fin_time <= self.ctx.vnow()

@@ -1,0 +1,87 @@
+"""The TCP scenarios in scenarios/, run and checked against computations made here.
+
+Wire limit of a bottleneck, as simnet models the wire: every 1448-byte payload travels in a
+1538-byte slot (20 IP + 32 TCP with timestamps + 14 Ethernet + 24 preamble/SFD/FCS/IFG), so
+a 100 Mbit/s link carries at most 100 × 1448 / 1538 = 94.15 Mbit/s of goodput.
+Jain's fairness index of rates x_i: (Σx)² / (n Σx²).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import simnet
+
+from conftest import SCENARIOS
+
+WIRE_LIMIT_100M = 100e6 * 1448 / (1448 + 20 + 32 + 14 + 24)
+
+
+def test_wire_limit_formula():
+    assert WIRE_LIMIT_100M == pytest.approx(94.148e6, rel=1e-4)
+
+
+def test_bottleneck_cubic_reaches_95_percent_of_the_wire_limit():
+    res = simnet.run(SCENARIOS / "tcp-bottleneck.yaml")
+    f = res.flow("bulk")
+    ivs = f.tcp["intervals"]
+    whole = [iv for iv in ivs if iv["end_s"] - iv["start_s"] > 0.999]
+    assert len(whole) == 10
+    goodput = sum(iv["bytes"] for iv in whole) * 8 / sum(iv["end_s"] - iv["start_s"] for iv in whole)
+    assert goodput >= 0.95 * WIRE_LIMIT_100M
+    assert goodput <= WIRE_LIMIT_100M * 1.001
+    # the queue of 100 frames overflows now and then: CUBIC recovers by fast retransmit, no RTO
+    ext = res.counters["h1"]["snmp"]["TcpExt"]
+    assert ext["TCPTimeouts"] == 0 and ext["TCPSackRecovery"] >= 1
+    assert res.drops.get("QDISC_DROP", 0) == res.counters["h1"]["snmp"]["Tcp"]["RetransSegs"]
+    cw = [r["cwnd"] for r in res.timeseries]
+    assert max(cw) > 83                               # above one BDP (83 frames) before a loss
+
+
+def test_two_cubic_flows_share_the_bottleneck_fairly():
+    sc = simnet.load(SCENARIOS / "cubic-vs-reno.yaml")
+    w = [x.model_copy(update={"congestion": "cubic", "duration": 12.0}) for x in sc.workloads]
+    res = simnet.run(sc.model_copy(update={"workloads": w}))
+    rates = []
+    for f in res.flows:
+        last = [iv for iv in f.tcp["intervals"] if iv["start_s"] >= 7.0 - 1e-9 and iv["end_s"] - iv["start_s"] > 0.999]
+        assert len(last) == 5
+        rates.append(sum(iv["bytes"] for iv in last) * 8 / 5.0)
+    jain = sum(rates) ** 2 / (len(rates) * sum(r * r for r in rates))
+    assert jain >= 0.95
+    assert sum(rates) >= 0.95 * WIRE_LIMIT_100M
+
+
+def test_cubic_vs_reno():
+    res = simnet.run(SCENARIOS / "cubic-vs-reno.yaml")
+    cubic, reno = res.flow("cubic"), res.flow("reno")
+    assert cubic.tcp["client"]["tcpi_ca_name"] == "cubic" and reno.tcp["client"]["tcpi_ca_name"] == "reno"
+    total = (cubic.bytes_delivered + reno.bytes_delivered) * 8 / 20.0
+    assert total >= 0.9 * WIRE_LIMIT_100M
+    assert min(cubic.goodput_bps, reno.goodput_bps) > 0.25 * WIRE_LIMIT_100M
+    assert cubic.retransmits > 0 and reno.retransmits > 0
+
+
+def test_tcp_bulk_bridge():
+    res = simnet.run(SCENARIOS / "tcp-bulk-bridge.yaml")
+    f = res.flow("copy")
+    assert f.bytes_delivered == 10_000_000 and f.retransmits == 0 and not res.drops
+    assert f.packets_sent == f.packets_delivered == 77             # ⌈10 MB / 128 KiB⌉ writes
+    assert f.goodput_bps > 5e9                                    # CPU-bound, tens of Gbit/s on a veth path
+    layers = {r["layer"] for r in f.breakdown()}
+    assert {"cpu:veth_xmit", "cpu:bridge", "cpu:tcp_sendmsg", "cpu:tcp_recvmsg"} <= layers
+
+
+def test_sndbuf_what_if():
+    res = simnet.run(SCENARIOS / "sndbuf-what-if.yaml")
+    auto, fixed = res.flow("autotuned"), res.flow("sndbuf_256k")
+    assert auto.tcp["client"]["sk_sndbuf"] == 4194304 and fixed.tcp["client"]["sk_sndbuf"] == 524288
+    assert auto.goodput_bps > 1.5 * fixed.goodput_bps
+    # the fixed buffer's steady state: its payload in full skbs (×65160/65992) per round trip;
+    # the whole window leaves as one burst, so a round trip is 2 ms plus the burst's
+    # serialisation at 10 Gbit/s (1538 wire bytes per 1448 of payload)
+    ts = [r for r in res.timeseries if r["flow"] == "sndbuf_256k" and 0.6 < r["t_s"] < fixed.end_s - 0.01]
+    rate = (ts[-1]["bytes_acked"] - ts[0]["bytes_acked"]) * 8 / (ts[-1]["t_s"] - ts[0]["t_s"])
+    usable = 524288 * 65160 // 65992
+    rtt = 2e-3 + usable * 1538 / 1448 * 8 / 10e9
+    assert rate == pytest.approx(usable * 8 / rtt, rel=0.05)
