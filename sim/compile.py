@@ -136,7 +136,7 @@ def compile_scenario(sc: Scenario) -> Compiled:
                 ifname = f"eth{next_if[hname]}"
             ends.append(new_nic(hname, ifname, ("links", i, "endpoints", j)))
         a, b = ends
-        imp = {"rate_bps": link.rate, "queue": link.queue, "loss": link.loss}
+        imp = {"rate_bps": link.rate, "queue": link.queue, "loss": link.loss, "jitter_s": link.jitter}
         g.add_edge(a, b, kind="wire", delay_s=link.delay, drop=list(link.drop), **imp)
         g.add_edge(b, a, kind="wire", delay_s=link.delay, drop=list(link.drop_back), **imp)
         subnet = link.subnet

@@ -38,28 +38,44 @@ def test_bottleneck_cubic_reaches_95_percent_of_the_wire_limit():
     assert max(cw) > 83                               # above one BDP (83 frames) before a loss
 
 
+def jain(rates: list[float]) -> float:
+    return sum(rates) ** 2 / (len(rates) * sum(r * r for r in rates))
+
+
+def last_seconds_rate(f, t_end: float, secs: int = 5) -> float:
+    last = [iv for iv in f.tcp["intervals"]
+            if iv["start_s"] >= t_end - secs - 1e-9 and iv["end_s"] - iv["start_s"] > 0.999]
+    assert len(last) == secs
+    return sum(iv["bytes"] for iv in last) * 8 / secs
+
+
 def test_two_cubic_flows_share_the_bottleneck_fairly():
+    """cubic-vs-reno with both flows CUBIC for 10 s (the link has ±100 µs of jitter; see the
+    scenario's description for why a deterministic drop-tail queue needs it)."""
     sc = simnet.load(SCENARIOS / "cubic-vs-reno.yaml")
-    w = [x.model_copy(update={"congestion": "cubic", "duration": 12.0}) for x in sc.workloads]
+    w = [x.model_copy(update={"congestion": "cubic", "duration": 10.0}) for x in sc.workloads]
     res = simnet.run(sc.model_copy(update={"workloads": w}))
-    rates = []
-    for f in res.flows:
-        last = [iv for iv in f.tcp["intervals"] if iv["start_s"] >= 7.0 - 1e-9 and iv["end_s"] - iv["start_s"] > 0.999]
-        assert len(last) == 5
-        rates.append(sum(iv["bytes"] for iv in last) * 8 / 5.0)
-    jain = sum(rates) ** 2 / (len(rates) * sum(r * r for r in rates))
-    assert jain >= 0.95
+    rates = [last_seconds_rate(f, 10.0) for f in res.flows]
+    assert jain(rates) >= 0.95
     assert sum(rates) >= 0.95 * WIRE_LIMIT_100M
 
 
 def test_cubic_vs_reno():
+    """In CUBIC's TCP-friendly region (K ≈ 4 s, longer than the time between losses) CUBIC
+    is an AIMD with β = 717/1024 and α = 3(1−β)/(1+β) ≈ 0.53 segment per RTT (bictcp_update);
+    an AIMD flow's rate goes as √(α(1+β)/(1−β)), which is √3 for CUBIC's (0.53, 0.7) and for
+    Reno's (1, 0.5): an even share."""
+    beta = 717 / 1024
+    alpha = 3 * (1 - beta) / (1 + beta)
+    assert alpha * (1 + beta) / (1 - beta) == pytest.approx(1 * (1 + 0.5) / (1 - 0.5))
     res = simnet.run(SCENARIOS / "cubic-vs-reno.yaml")
     cubic, reno = res.flow("cubic"), res.flow("reno")
     assert cubic.tcp["client"]["tcpi_ca_name"] == "cubic" and reno.tcp["client"]["tcpi_ca_name"] == "reno"
     total = (cubic.bytes_delivered + reno.bytes_delivered) * 8 / 20.0
-    assert total >= 0.9 * WIRE_LIMIT_100M
-    assert min(cubic.goodput_bps, reno.goodput_bps) > 0.25 * WIRE_LIMIT_100M
-    assert cubic.retransmits > 0 and reno.retransmits > 0
+    assert total >= 0.95 * WIRE_LIMIT_100M
+    share = cubic.bytes_delivered / (cubic.bytes_delivered + reno.bytes_delivered)
+    assert 0.4 <= share <= 0.6
+    assert reno.retransmits > cubic.retransmits > 0
 
 
 def test_tcp_bulk_bridge():

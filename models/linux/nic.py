@@ -23,17 +23,19 @@ super-segment, as tcpdump does. Link impairments (the scenario's ``links[]``): `
 NIC serialises at the lower of its rate and the link's), ``queue`` (the qdisc limit, with a
 one-frame ring), ``loss`` (each frame is lost with that probability, drawn from a seeded
 stream per link end) and ``drop`` (frame numbers to lose); a lost frame occupies the wire and
-is dropped (``LINK_LOSS``) when its serialisation ends.
+is dropped (``LINK_LOSS``) when its serialisation ends; ``jitter`` (each frame's delay drawn
+uniformly from delay ± jitter, in order: netem with a pfifo child).
 
 Receive: the peer NIC filters on its MAC (unless promiscuous) and the NAPI poll runs on the
 CPU that the flow's RSS hash selects; the driver counts the frame there (a padded 42-byte ARP
 frame counts 60 bytes), which is also where a capture sees it.
 
 Scope and limitations: no BQL (the ring holds up to ``tx_ring`` frames whatever their
-size), no interrupt coalescing, no GRO yet, one FIFO for pfifo_fast's bands (all simnet
+size), no interrupt coalescing, GRO only for TCP addressed to the host itself (a forwarding
+host does not merge), one FIFO for pfifo_fast's bands (all simnet
 traffic maps to band 1), full duplex point-to-point links only; the driver's transmit cost
-is charged when the stack hands the frame over; netem's delay jitter, reordering and
-duplication are not modelled.
+is charged when the stack hands the frame over; netem's reordering, duplication and
+non-uniform jitter distributions are not modelled.
 Validation: tests/models/linux/test_nic.py (serialisation and queueing against the Lindley
 recursion), the udp-tandem scenario test.
 """
@@ -155,6 +157,9 @@ class Nic(NetDevice):
         self.drop_frames: frozenset[int] = frozenset()
         self.frames_out = 0
         self.link_lost = 0
+        self.jitter_s = 0.0             # delay ± jitter per frame, order kept (netem + pfifo child)
+        self.jitter_rng: Any = None
+        self.last_arrive = 0.0
         if params.queue_pkts:
             self.qdisc = PfifoFast(params.queue_pkts)
             self.tx_ring = 1
@@ -276,10 +281,30 @@ class Nic(NetDevice):
             else:
                 if f.sk is not None:
                     ctx.call_at(end, self.ns.skb_orphan, f)   # TX completion
-                ctx.call_at(end + delay, peer_arrive, f)
+                if self.jitter_s:
+                    arrive = self._jittered(end, f)
+                else:
+                    arrive = end + delay
+                ctx.call_at(arrive, peer_arrive, f)
             start = end
         self.last_end = start
         self.ring_ends.append(start)
+
+    def _jittered(self, end: float, f: Skb) -> float:
+        """netem's ``delay D jitter J`` (uniform) with a pfifo child: each frame draws its delay
+        from D ± J (not below 0) and may not overtake the frame ahead of it."""
+        d = self.delay_s + self.jitter_s * (2.0 * self.jitter_rng.random() - 1.0)
+        t = end + (d if d > 0.0 else 0.0)
+        if t < self.last_arrive:
+            t = self.last_arrive
+        self.last_arrive = t
+        extra = t - (end + self.delay_s)
+        if extra:
+            acct = f.acct
+            if acct is not None:
+                acct["propagation"] = acct.get("propagation", 0.0) + extra
+            f.t_mark = t
+        return t
 
     def _lost(self, skb: Skb) -> None:
         """The link impairment lost the frame (netem loss): it left, it never arrives."""

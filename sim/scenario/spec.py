@@ -174,6 +174,9 @@ class LinkSpec(_Strict):
     queue: Annotated[int, Field(ge=1)] | None = Field(None, description="frames that may wait at each end "
                                                                         "(a tbf/pfifo limit; the driver ring "
                                                                         "holds one)")
+    jitter: Time = Field(0.0, description="each frame's delay is drawn uniformly from delay ± jitter (a seeded "
+                                          "stream per link end, floored at 0), frames keep their order (netem "
+                                          "delay with jitter and a pfifo child)")
     loss: Fraction = Field(0.0, description="probability that a frame is lost, each direction, from a seeded "
                                             "stream per link end")
     drop: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list,

@@ -535,7 +535,8 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
             return                      # release_sock() at the end of the call drains it
         if not self.backlog_pending:
             self.backlog_pending = True
-            self.ctx.call_at(self.owned_until, self._backlog_due, None)
+            t = skb.t_mark
+            self.ctx.call_at(t if t > self.owned_until else self.owned_until, self._backlog_due, None)
 
     def _backlog_due(self, _arg: Any) -> None:
         self.cpu.submit_softirq(self._backlog_softirq, None)

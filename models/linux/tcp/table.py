@@ -174,9 +174,18 @@ class TcpTable:
             seg.charge(skb, "tcp_rcv")
         sk = self.ehash.get((skb.daddr, skb.dport, skb.saddr, skb.sport))
         if sk is not None:
-            if sk.backlog or sk.owned or (sk.owned_until > seg.start + seg.cost and seg.cpu is not sk.cpu):
+            if sk.backlog or sk.owned:
                 sk.add_backlog(skb)       # the owner is in a system call on its CPU
                 return
+            if seg.cpu is not sk.cpu:
+                vnow = seg.start + seg.cost
+                cpu = sk.cpu
+                if sk.owned_until > vnow or (cpu.free_at < vnow and vnow > ns.ctx.env._now):
+                    # The owner is in a system call then, or its CPU may still reach the socket
+                    # before this segment's virtual time (it is idle, or free earlier):
+                    # take it at that time, in time order with the owner (see add_backlog).
+                    sk.add_backlog(skb)
+                    return
             sk.sync(skb)
             sk.rcv(skb)
             sk.release()

@@ -123,6 +123,9 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
                 nic.drop_frames = frozenset(wire["drop"])
                 if wire["loss"]:
                     nic.loss_rng = ctx.rng(f"link-loss:{nid}")
+                if wire.get("jitter_s"):
+                    nic.jitter_s = wire["jitter_s"]
+                    nic.jitter_rng = ctx.rng(f"link-jitter:{nid}")
         elif kind == "bridge":
             devices[nid] = Bridge(ns, d["ifname"], mac, d["mtu"], ageing_s=ns.params.bridge.ageing_time_s,
                                   nf_call_iptables=ns.params.bridge.nf_call_iptables)
