@@ -101,3 +101,20 @@ def test_sndbuf_what_if():
     usable = 524288 * 65160 // 65992
     rtt = 2e-3 + usable * 1538 / 1448 * 8 / 10e9
     assert rate == pytest.approx(usable * 8 / rtt, rel=0.05)
+
+
+def test_tcp_plot_draws_the_timeseries(tmp_path):
+    from matplotlib.figure import Figure
+
+    from simnet.results.plots import plot_tcp
+
+    res = simnet.run(SCENARIOS / "tcp-bottleneck.yaml")
+    ax_w, ax_t = plot_tcp(res, Figure().subplots(2, 1))
+    cwnd = ax_w.get_lines()[0]
+    assert list(cwnd.get_ydata()) == [r["cwnd"] for r in res.timeseries]
+    rate = ax_t.get_lines()[0].get_ydata()
+    ivs = [iv for iv in res.flow("bulk").tcp["intervals"] if iv["end_s"] - iv["start_s"] > 0.999]
+    mean = sum(iv["bytes"] for iv in ivs) * 8 / len(ivs) / 1e6
+    assert sorted(rate)[len(rate) // 2] == pytest.approx(mean, rel=0.05)     # the median window
+    res.write(tmp_path)
+    assert (tmp_path / "plots" / "tcp.png").stat().st_size > 10_000

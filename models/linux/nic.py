@@ -36,8 +36,9 @@ host does not merge), one FIFO for pfifo_fast's bands (all simnet
 traffic maps to band 1), full duplex point-to-point links only; the driver's transmit cost
 is charged when the stack hands the frame over; netem's reordering, duplication and
 non-uniform jitter distributions are not modelled.
-Validation: tests/models/linux/test_nic.py (serialisation and queueing against the Lindley
-recursion), the udp-tandem scenario test.
+Validation: tests/models/linux/test_link.py (link rate, queue limit, delay and jitter, random
+and listed losses), tests/test_tandem.py (serialisation and queueing against the Lindley
+recursion), tests/models/linux/tcp/test_info.py (GRO).
 """
 
 from __future__ import annotations

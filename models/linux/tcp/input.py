@@ -74,7 +74,10 @@ class TcpInput:
     def rcv(self: Any, skb: Any) -> None:
         """tcp_v4_do_rcv() for this socket: by state."""
         st = self.state
-        self.segs_in += 1
+        segs = skb.gso_segs or 1                       # tcp_segs_in()
+        self.segs_in += segs
+        if skb.l3_len - 20 > skb.tcp_hlen:
+            self.data_segs_in += segs
         if st == TCP_ESTABLISHED:
             self.rcv_established(skb)
         elif st == TCP_SYN_SENT:
@@ -552,7 +555,6 @@ class TcpInput:
                             m.rx_acct = rx
                     marks.extend(marks2)
         rcv_nxt = self.rcv_nxt
-        self.data_segs_in += 1
         if seq == rcv_nxt:
             if self.receive_window() == 0 and payload:
                 self.mib_ext["TCPZeroWindowDrop"] += 1

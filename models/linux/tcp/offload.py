@@ -17,8 +17,9 @@ byte.
 
 Scope and limitations: TCP over IPv4 only (UDP GSO and tunnels are not modelled); no
 GSO_PARTIAL, no fraglist GSO.
-Validation: tests/models/linux/tcp/test_offload.py (segment sizes, sequence numbers, device
-counters with TSO on and off).
+Validation: tests/models/linux/tcp/test_output.py (segment sizes and device counters with
+TSO on and off), tests/models/linux/tcp/test_info.py (segments counted through TSO and GRO),
+tests/results/test_pcap_tcp.py (sequence numbers and checksums of the cut segments).
 """
 
 from __future__ import annotations

@@ -290,8 +290,6 @@ class TcpOutput:
             rq.append(ent)
             pos = e
         self.snd_nxt = skb.end_seq
-        self.data_segs_out += segs
-        self.bytes_sent += payload
         self.mib_tcp["OutSegs"] += segs
         self.xmit(seq, skb.end_seq, flags, payload, segs, marks, skb.truesize, now)
         self.packets_out += segs
@@ -377,10 +375,12 @@ class TcpOutput:
         skb.truesize = truesize
         if seg is not None:
             seg.charge(skb, "tcp_send_ack" if pure_ack else "tcp_transmit")
-        self.segs_out += 1
+        self.segs_out += segs                          # __tcp_transmit_skb: tcp_skb_pcount
         if flags & ACK:
             self.event_ack_sent(now)
         if payload:
+            self.data_segs_out += segs
+            self.bytes_sent += payload                 # retransmissions included, as in Linux
             self.event_data_sent(now)
         if not pure_ack:
             self.wmem_alloc += truesize
@@ -616,6 +616,10 @@ class TcpOutput:
             self.syn_sent_s = now
         self.xmit(self.iss, self.iss + 1, flags, 0, 1, None, self.skb_head(), now, syn_opts=self.syn_options(),
                   retrans=retrans)
+        if synack:
+            # the request sock sends SYN-ACKs in Linux: not in the child's segs_out, which
+            # starts with segs_in = 1 for the SYN (tcp_create_openreq_child)
+            self.segs_out -= 1
 
     def send_rst_ack(self: Any) -> None:
         """tcp_send_active_reset()."""

@@ -34,10 +34,18 @@ learns where that byte's time went (send-buffer wait, why it waited in the write
 cwnd, rwnd, Nagle, cork —, first transmission, retransmission, the wire, reassembly, the
 receive queue).
 
+**Ownership.** A system call owns the socket (``lock_sock``) for its duration; segments that
+arrive meanwhile wait in the socket's backlog and are processed when it returns
+(``release_sock``), as ``tcp_v4_rcv`` does. A CPU segment runs at once while its clock
+advances with its cost, so two CPUs can reach one socket out of time order: a softirq whose
+virtual time is ahead of the clock, on a socket whose owner's CPU could still reach it
+earlier, hands its segment to the backlog at its own time, and a CPU arriving behind another
+CPU's work on the socket waits for it (``socket_lock``) — everything done to a socket happens
+in time order.
+
 Scope and limitations: blocking sockets only (no EAGAIN), no MSG_MORE/MSG_ZEROCOPY/urgent
 data, no TCP_NOTSENT_LOWAT per socket (the sysctl works), no ``SO_LINGER``, no memory
-pressure (``tcp_mem``), no backlog of a socket owned by the user (segments are processed at
-once); page-fragment granularity of truesize is ignored.
+pressure (``tcp_mem``); page-fragment granularity of truesize is ignored.
 Validation: tests/models/linux/tcp/test_buffers.py (sndbuf values against Linux 6.18,
 truesize accounting, blocking and wake-up), the sndbuf-what-if scenario.
 """

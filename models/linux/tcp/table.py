@@ -229,6 +229,7 @@ class TcpTable:
         child.mss_clamp = 536
         child.apply_peer_syn_options(mss, sack_ok, ts_ok, wscale, skb)
         child.irs = skb.seq
+        child.segs_in = 1                    # the SYN (tcp_create_openreq_child)
         child.rcv_nxt = child.rcv_wup = child.copied_seq = skb.seq + 1
         child.rcvq_seq = child.copied_seq
         child.snd_wnd = skb.window

@@ -4,7 +4,8 @@ Every ``run.sample`` seconds (default 1 ms) while a TCP flow is connected: cwnd 
 (segments), smoothed RTT and RTO, packets and bytes in flight, the send buffer (``sk_sndbuf``)
 and its fill (``sk_wmem_queued``), the peer's window, bytes ACKed so far and the throughput
 since the previous sample (bytes ACKed per second), retransmissions, the congestion state.
-One event per sample; sampling stops when every TCP flow is done.
+One event per sample; a flow's rows end with the first sample after it is done, and sampling
+stops when every TCP flow is done.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class TcpSampler:
         self.dt_s = dt_s
         self.flows = [st for st in net.flows if st.proto == "tcp"]
         self.last: dict[int, int] = {}
+        self.ended: set[int] = set()
         net.timeseries = []
         if self.flows:
             net.ctx.call_at(0.0, self._tick, 0)
@@ -36,6 +38,10 @@ class TcpSampler:
                 continue
             if st.done_s is None:
                 alive = True
+            elif st.flow in self.ended:
+                continue                        # one sample after the end, then none
+            else:
+                self.ended.add(st.flow)
             acked = sk.bytes_acked
             prev = self.last.get(st.flow, acked)
             self.last[st.flow] = acked
