@@ -131,6 +131,7 @@ class _TcpApp(_App):
         self._readable()
 
     def _readable(self) -> None:
+        self.sock.user_idle = False
         if not self.pending and not self.done:
             self.pending = True
             self.cpu.submit(self._read, None)
@@ -148,6 +149,7 @@ class _TcpApp(_App):
                 if sk.at_eof() or sk.err:
                     seg.cost += call               # the recv() that returns 0 (end of file)
                     self.on_eof(seg.start + seg.cost)
+                sk.user_idle = self.idle_after_read()
                 return                             # a blocking recv() sleeps until data comes
             start = seg.start + seg.cost
             seg.cost += call
@@ -157,6 +159,11 @@ class _TcpApp(_App):
 
     def read_chunk(self) -> int:
         return 1 << 20
+
+    def idle_after_read(self) -> bool:
+        """Whether, with nothing left to read, the program makes no call on the socket until
+        the socket wakes it (see TcpSock.user_idle)."""
+        return True
 
     def on_data(self, got: int, marks: list[Mark], start: float, t_end: float) -> None:
         raise NotImplementedError
@@ -284,6 +291,7 @@ class _Writer(_TcpApp):
         self.w_left = left - copied
         if self.w_left > 0:
             self.w_since = self.ctx.vnow()          # blocked until on_writable
+            self.sock.user_idle = True
             return
         if mark is not None:
             pre = {"sndbuf": self.w_blocked, "cpu_wait": self.w_cpu_wait}
@@ -300,7 +308,8 @@ class _Writer(_TcpApp):
     def _writable(self) -> None:
         if self.w_since is None:
             return
-        now = self.ctx.env._now
+        self.sock.user_idle = False
+        now = self.ctx.vnow()
         self.w_blocked += now - self.w_since
         self.w_since = None
         self.w_ready = now
@@ -310,6 +319,7 @@ class _Writer(_TcpApp):
         self.closed = True
         self._syscall()
         self.sock.close()
+        self.sock.user_idle = True
 
 
 class TcpBulkClient(_Writer):
@@ -476,8 +486,12 @@ class TcpRrClient(_Writer):
 
     def _after(self, fn: Any) -> None:
         if self.waiting:
+            self.sock.user_idle = True              # until the response wakes it
             return
         super()._after(fn)
+
+    def idle_after_read(self) -> bool:
+        return self.waiting
 
     def on_eof(self, t: float) -> None:
         pass

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from .skb import BROADCAST_MAC, Skb
+from .tcp.offload import gso_segment
 
 if TYPE_CHECKING:
     from .netns import Netns
@@ -92,7 +93,6 @@ class NetDevice:
 
     def gso_segment(self, skb: Skb) -> list[Skb]:
         """validate_xmit_skb() → skb_gso_segment() for a device without TSO (CPU per segment)."""
-        from .tcp.offload import gso_segment
 
         segs = gso_segment(skb, self.ctx)
         seg = self.ctx.seg

@@ -52,6 +52,7 @@ from simnet.trace import Drop
 
 from .dev import PACKET_OTHERHOST, NetDevice, pkt_type
 from .skb import ETH_P_IP, IPPROTO_TCP, Skb, truesize
+from .tcp.offload import gso_segment
 
 if TYPE_CHECKING:
     from .netns import Netns
@@ -244,7 +245,6 @@ class Nic(NetDevice):
         q.sent_pkts += 1
         q.sent_bytes += 14 + skb.l3_len
         if skb.gso_segs > 1:           # TSO: the NIC cuts it into frames on the wire
-            from .tcp.offload import gso_segment
             frames = gso_segment(skb, self.ctx)
             sk = skb.sk
             if sk is not None:         # the super-segment is freed when its last frame has left

@@ -41,6 +41,7 @@ from .const import (ACK, ACK_NOW, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, ACK_TIMER,
                     LOST, RST, SACKED_ACKED, SACKED_RETRANS, SYN, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING,
                     TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_MIN_MSS, TCP_MIN_RCVMSS,
                     TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TCPOLEN_TSTAMP_ALIGNED)
+from .timer import rto_from, rtt_estimator
 
 __all__ = ["TcpInput", "FLAG_DATA", "FLAG_WIN_UPDATE", "FLAG_DATA_ACKED", "FLAG_RETRANS_DATA_ACKED",
            "FLAG_SYN_ACKED", "FLAG_DATA_SACKED", "FLAG_SND_UNA_ADVANCED", "FLAG_SET_XMIT_TIMER", "FLAG_ACKED",
@@ -498,7 +499,6 @@ class TcpInput:
             return False
         if ca_rtt < self.min_rtt_us:
             self.min_rtt_us = max(ca_rtt, 1)
-        from .timer import rto_from, rtt_estimator
         rtt_estimator(self, seq_rtt)
         self.rto = rto_from(self, self.hz, self.p.rto_max_s)
         self.backoff = 0
@@ -703,7 +703,7 @@ class TcpInput:
     def data_ready(self: Any) -> None:
         cb = self.on_readable
         if cb is not None:
-            self.ctx.defer(_call, cb)
+            self.wake_user(cb)
 
     def event_data_recv(self: Any, skb: Any, payload: int, now: float) -> None:
         """tcp_event_data_recv(): schedule an ACK, learn rcv_mss, update ato, grow the window."""

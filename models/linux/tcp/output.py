@@ -35,9 +35,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..skb import IPPROTO_TCP, Skb
+from .cong import tcp_is_cwnd_limited
 from .const import (ACK, ACK_NOW, ACK_PUSHED, ACK_SCHED, ACK_TIMER, CA_LOSS, CA_RECOVERY, CA_CWR, EVER_RETRANS,
                     FIN, LOST, PSH, RST, SACKED_ACKED, SACKED_RETRANS, SYN, TCP_CLOSE, TCP_SYN_SENT,
                     TCP_SYN_RECV, TCPOLEN_TSTAMP_ALIGNED)
+from .queue import RtxSeg, SendSkb
 
 __all__ = ["TcpOutput"]
 
@@ -213,7 +215,6 @@ class TcpOutput:
 
     def tso_fragment(self: Any, skb: Any, limit: int) -> None:
         """tso_fragment(): the first ``limit`` bytes stay in ``skb``, the rest is a new skb."""
-        from .sock import SendSkb
         rest = SendSkb(skb.seq + limit)
         rest.end_seq = skb.end_seq
         rest.flags = skb.flags
@@ -247,7 +248,6 @@ class TcpOutput:
 
     def transmit_new(self: Any, skb: Any, length: int, fin: int, now: float) -> None:
         """tcp_transmit_skb() for new data + tcp_event_new_data_sent()."""
-        from .sock import RtxSeg
         seq = skb.seq
         mss = self.mss_cache
         marks = skb.marks
@@ -453,7 +453,6 @@ class TcpOutput:
             self.is_cwnd_limited = is_cwnd_limited
             self.max_packets_out = self.packets_out
             self.cwnd_usage_seq = self.snd_nxt
-        from .cong import tcp_is_cwnd_limited
         j = self.jiffies(now)
         if tcp_is_cwnd_limited(self):
             self.snd_cwnd_used = 0

@@ -38,8 +38,9 @@ receive queue).
 arrive meanwhile wait in the socket's backlog and are processed when it returns
 (``release_sock``), as ``tcp_v4_rcv`` does. A CPU segment runs at once while its clock
 advances with its cost, so two CPUs can reach one socket out of time order: a softirq whose
-virtual time is ahead of the clock, on a socket whose owner's CPU could still reach it
-earlier, hands its segment to the backlog at its own time, and a CPU arriving behind another
+virtual time is ahead of the clock, on a socket whose owner could still reach it earlier
+(its CPU is free before then and the program is not asleep on this socket), hands its
+segment to the backlog at its own time, and a CPU arriving behind another
 CPU's work on the socket waits for it (``socket_lock``) — everything done to a socket happens
 in time order.
 
@@ -60,6 +61,7 @@ from simnet.kernel import Timer
 from .const import (ACK, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, CA_OPEN, FIN, PSH, SKB_OVERHEAD, TCP_CLOSE,
                     TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_INFINITE_SSTHRESH, TCP_LAST_ACK, TCP_LISTEN,
                     TCP_MIN_MSS, TCP_MIN_RCVMSS, TCP_MSS_DEFAULT, TCP_SYN_SENT, TCPOLEN_TSTAMP_ALIGNED)
+from .queue import Mark, RtxSeg, SendSkb
 from .cong import CONG_OPS
 from .input import TcpInput
 from .output import TcpOutput
@@ -88,68 +90,6 @@ EOR = 0x100                    # TCP_SKB_CB(skb)->eor: do not append to this skb
 
 def roundup_pow_of_two(n: int) -> int:
     return 1 << (n - 1).bit_length()
-
-
-class Mark:
-    """An application record riding with the byte at ``end_seq`` (see the module docstring).
-
-    The sending socket fills ``t_copied``/``waits``/``t_tx1``; the receiving socket fills
-    ``t_tx`` (the transmission that arrived first), ``rx_acct`` (that segment's per-layer
-    ledger up to TCP), ``t_arrive`` and ``t_inorder``.
-    """
-
-    __slots__ = ("end_seq", "app", "t_call", "pre", "t_copied", "snap", "waits", "t_tx1", "t_tx", "rx_acct",
-                 "t_arrive", "t_inorder")
-
-    def __init__(self, app: Any, t_call: float, pre: dict[str, float] | None = None) -> None:
-        self.end_seq = 0
-        self.app = app
-        self.t_call = t_call
-        self.pre = pre                      # the write's own ledger up to the copy (sndbuf, CPU)
-        self.t_copied = 0.0
-        self.snap: dict[str, float] | None = None
-        self.waits: dict[str, float] | None = None
-        self.t_tx1: float | None = None
-        self.t_tx = 0.0
-        self.rx_acct: dict[str, float] | None = None
-        self.t_arrive: float | None = None
-        self.t_inorder = 0.0
-
-
-class SendSkb:
-    """An skb on the write queue that has not been sent (``tcp_send_head`` onwards).
-
-    ``t_ready`` is the (virtual) time its last byte was copied in: another CPU's softirq
-    that processes an ACK at an earlier virtual time must not send it yet (the writer's own
-    ``tcp_push`` will)."""
-
-    __slots__ = ("seq", "end_seq", "truesize", "flags", "marks", "t_ready")
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-        self.end_seq = seq
-        self.truesize = SKB_OVERHEAD + 256          # SKB_TRUESIZE(MAX_TCP_HEADER), see TcpSock.skb_head
-        self.flags = ACK
-        self.marks: list[Mark] | None = None
-        self.t_ready = 0.0
-
-
-class RtxSeg:
-    """Sent, unacknowledged data on the retransmit queue: one MSS (or less), a SYN or a FIN."""
-
-    __slots__ = ("seq", "end_seq", "truesize", "sacked", "tx_s", "first_tx_s", "flags", "marks", "rack_done")
-
-    def __init__(self, seq: int, end_seq: int, truesize: int, flags: int, tx_s: float,
-                 marks: list[Mark] | None) -> None:
-        self.seq = seq
-        self.end_seq = end_seq
-        self.truesize = truesize
-        self.sacked = 0
-        self.tx_s = tx_s
-        self.first_tx_s = tx_s
-        self.flags = flags
-        self.marks = marks
-        self.rack_done = False
 
 
 class TcpSock(TcpOutput, TcpInput, TcpRecovery):
@@ -317,6 +257,9 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
         self.owned_until = 0.0
         self.owned = False                      # inside the owner's system call right now
         self.vtime = 0.0
+        # the owning program makes no call on the socket until the socket wakes it (blocked in
+        # recv() or on a full send buffer, or done): its CPU cannot reach the socket first
+        self.user_idle = False
         self.backlog: deque = deque()
         self.backlog_pending = False
         ns.tcp.register(self)
@@ -427,7 +370,17 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
             self.nospace = False
             cb = self.on_writable
             if cb is not None:
-                self.ctx.defer(_call, cb)
+                self.wake_user(cb)
+
+    def wake_user(self, cb: Callable[[], None]) -> None:
+        """sk_data_ready()/sk_write_space(): wake the program. On its own CPU the wake-up needs
+        no event: the program's next call is queued behind the running segment; from another
+        CPU it happens at this segment's virtual time."""
+        seg = self.ctx.seg
+        if seg is not None and seg.cpu is self.cpu and not self.owned:
+            cb()
+        else:                           # (inside the program's own call: after it returns)
+            self.ctx.defer(_call, cb)
 
     def win_from_space(self, space: int) -> int:
         """tcp_win_from_space()."""

@@ -35,6 +35,7 @@ from simnet.trace import Drop
 
 from ..skb import IPPROTO_TCP, Skb
 from .const import ACK, FIN, RST, SYN, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT
+from .queue import RtxSeg
 
 if TYPE_CHECKING:
     from ..netns import Netns
@@ -153,7 +154,6 @@ class TcpTable:
 
     def _queue_syn(self, sk: "TcpSock") -> None:
         """The SYN (or SYN-ACK) sits on the retransmit queue like data and is sent."""
-        from .sock import RtxSeg
         now = sk.ctx.vnow()
         sk.rtx_queue.append(RtxSeg(sk.iss, sk.iss + 1, sk.skb_head(), SYN, now, None))
         sk.wmem_queued += sk.skb_head()
@@ -180,10 +180,11 @@ class TcpTable:
             if seg.cpu is not sk.cpu:
                 vnow = seg.start + seg.cost
                 cpu = sk.cpu
-                if sk.owned_until > vnow or (cpu.free_at < vnow and vnow > ns.ctx.env._now):
-                    # The owner is in a system call then, or its CPU may still reach the socket
-                    # before this segment's virtual time (it is idle, or free earlier):
-                    # take it at that time, in time order with the owner (see add_backlog).
+                if sk.owned_until > vnow or (not sk.user_idle and cpu.free_at < vnow and vnow > ns.ctx.env._now):
+                    # The owner is in a system call then, or its program may still reach the
+                    # socket before this segment's virtual time (its CPU is free earlier and it
+                    # is not asleep on this socket): take it at that time, in time order with
+                    # the owner (see add_backlog).
                     sk.add_backlog(skb)
                     return
             sk.sync(skb)
