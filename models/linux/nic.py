@@ -162,6 +162,7 @@ class Nic(NetDevice):
         self.jitter_s = 0.0             # delay ± jitter per frame, order kept (netem + pfifo child)
         self.jitter_rng: Any = None
         self.last_arrive = 0.0
+        self.impaired = bool(self.loss_p)   # any of loss, drop, jitter (set by the builder)
         if params.queue_pkts:
             self.qdisc = PfifoFast(params.queue_pkts)
             self.tx_ring = 1
@@ -243,7 +244,38 @@ class Nic(NetDevice):
             skb.t_mark = now
         q = self.qdisc
         q.sent_pkts += 1
-        q.sent_bytes += 14 + skb.l3_len
+        l2 = 14 + skb.l3_len
+        q.sent_bytes += l2
+        if skb.gso_segs <= 1 and not self.impaired:
+            # the common case, one frame on a clean link: the loop below, unrolled
+            start = self.last_end if self.last_end > now else now
+            ser = ((l2 if l2 >= self._min_frame else self._min_frame) + self._wire_extra) * 8.0 / self.rate_bps
+            end = start + ser
+            delay = self.delay_s
+            self.tx_packets += 1
+            self.tx_bytes += l2
+            self.busy_s += ser
+            acct = skb.acct
+            if acct is not None:
+                wait = start - skb.t_mark
+                if wait > 0.0:
+                    acct["qdisc"] = acct.get("qdisc", 0.0) + wait
+                acct["serialisation"] = acct.get("serialisation", 0.0) + ser
+                if delay > 0.0:
+                    acct["propagation"] = acct.get("propagation", 0.0) + delay
+            skb.t_mark = end + delay
+            self.frames_out += 1
+            sk = skb.sk
+            if sk is not None:                            # TX completion
+                if sk.lazy_tx:
+                    skb.sk = None
+                    sk.tx_complete_at(end, skb.truesize)
+                else:
+                    self.ctx.call_at(end, self.ns.skb_orphan, skb)
+            self.ctx.call_at(end + delay, self.peer._arrive, skb)
+            self.last_end = end
+            self.ring_ends.append(end)
+            return
         if skb.gso_segs > 1:           # TSO: the NIC cuts it into frames on the wire
             frames = gso_segment(skb, self.ctx)
             sk = skb.sk
@@ -280,8 +312,13 @@ class Nic(NetDevice):
                 self.link_lost += 1
                 ctx.call_at(end, self._lost, f)
             else:
-                if f.sk is not None:
-                    ctx.call_at(end, self.ns.skb_orphan, f)   # TX completion
+                sk = f.sk
+                if sk is not None:                            # TX completion
+                    if sk.lazy_tx:
+                        f.sk = None
+                        sk.tx_complete_at(end, f.truesize)
+                    else:
+                        ctx.call_at(end, self.ns.skb_orphan, f)
                 if self.jitter_s:
                     arrive = self._jittered(end, f)
                 else:

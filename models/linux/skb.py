@@ -26,6 +26,7 @@ Validation: tests/models/linux/test_skb.py; pcap round trips in tests/results/te
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -82,6 +83,7 @@ def int_to_mac(n: int) -> str:
 _KMALLOC_SIZES = (32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 
+@lru_cache(maxsize=None)
 def truesize(l3_len: int) -> int:
     """``skb->truesize`` of a linear skb holding an ``l3_len``-byte IP packet (x86_64).
 

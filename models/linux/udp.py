@@ -47,6 +47,8 @@ _PORT_LO, _PORT_HI = 32768, 60999
 class UdpSock:
     """A UDP socket owned by one application process (pinned to ``cpu``)."""
 
+    lazy_tx = False                     # a NIC's TX completion frees the send buffer (an event)
+
     def __init__(self, ns: "Netns", cpu: "Cpu", port: int = 0) -> None:
         self.ns = ns
         self.ctx = ns.ctx

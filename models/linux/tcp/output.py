@@ -61,9 +61,11 @@ class TcpOutput:
         tail = sq[-1]
         tail.flags |= PSH
         self.pushed_seq = self.write_seq
+        if self.tx_done:
+            self.reap_tx(self.ctx.vnow())
         if (tail.end_seq - tail.seq < size_goal and self.p.autocorking and self.rtx_queue
                 and self.wmem_alloc > tail.truesize and not tail.flags & (_EOR | FIN)):
-            self.tsq_throttled = True
+            self.throttle()
             self.mib_ext["TCPAutoCorking"] += 1
             if self.wmem_alloc > tail.truesize:
                 self.block("tcp:autocork", self.ctx.vnow())
@@ -234,12 +236,21 @@ class TcpOutput:
         """tcp_small_queue_check(): too many of our bytes below TCP already."""
         limit = max(2 * (length + self.skb_head()), self.pacing_rate_Bps >> 10)
         limit = min(limit, self.p.limit_output_bytes) << factor
+        if self.tx_done:
+            self.reap_tx(self.ctx.vnow())
         if self.wmem_alloc > limit:
             if len(self.rtx_queue) <= 1 or self.rtx_single_skb():
                 return False
-            self.tsq_throttled = True
+            self.throttle()
             return True
         return False
+
+    def throttle(self: Any) -> None:
+        """TSQ_THROTTLED: the next TX completion pushes the socket again."""
+        self.tsq_throttled = True
+        if self.tx_done and not self.tx_event:
+            self.tx_event = True
+            self.ctx.call_at(self.tx_done[0][0], self._tx_event, None)
 
     def rtx_single_skb(self: Any) -> bool:
         """The retransmit queue holds what the kernel would keep as one skb (one transmission)."""
@@ -392,6 +403,34 @@ class TcpOutput:
         v = self.ip_id
         self.ip_id = (v + segs) & 0xFFFF
         return v
+
+    def tx_complete_at(self: Any, end: float, truesize: int) -> None:
+        """A NIC will complete one of our skbs at ``end``. Applied lazily (``reap_tx``) when
+        ``sk_wmem_alloc`` is read, with an event only for a socket that TSQ or autocork holds
+        back and that the completion would release (``tcp_wfree``)."""
+        self.tx_done.append((end, truesize))
+        if self.tsq_throttled and not self.tx_event:
+            self.tx_event = True
+            self.ctx.call_at(self.tx_done[0][0], self._tx_event, None)
+
+    def reap_tx(self: Any, now: float) -> None:
+        """Apply the TX completions due by ``now`` (``tcp_wfree`` for each)."""
+        q = self.tx_done
+        freed = False
+        while q and q[0][0] <= now:
+            self.wmem_alloc -= q.popleft()[1]
+            freed = True
+        if freed and self.tsq_throttled:
+            self.tsq_throttled = False
+            if self.send_queue or self.lost_out:
+                self.ctx.defer(self._tsq_kick, None)
+
+    def _tx_event(self: Any, _arg: Any) -> None:
+        self.tx_event = False
+        self.reap_tx(self.ctx.env._now)
+        if self.tsq_throttled and self.tx_done:       # applied earlier by a read: the next one
+            self.tx_event = True
+            self.ctx.call_at(self.tx_done[0][0], self._tx_event, None)
 
     def wfree(self: Any, skb: Skb) -> None:
         """tcp_wfree(): TX completion (or orphaning at a veth) releases sk_wmem_alloc; a socket

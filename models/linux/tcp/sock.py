@@ -95,6 +95,8 @@ def roundup_pow_of_two(n: int) -> int:
 class TcpSock(TcpOutput, TcpInput, TcpRecovery):
     """One TCP socket (``struct tcp_sock``) owned by an application pinned to ``cpu``."""
 
+    lazy_tx = True                      # NIC TX completions are applied when read (tx_complete_at)
+
     def __init__(self, ns: "Netns", cpu: "Cpu", *, cc: str | None = None, name: str = "") -> None:
         self.ns = ns
         self.ctx = ns.ctx
@@ -143,6 +145,8 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
         self.rtx_queue: deque[RtxSeg] = deque()
         self.wmem_queued = 0
         self.wmem_alloc = 0                    # truesize of our skbs below TCP (qdisc, driver)
+        self.tx_done: deque = deque()          # (time, truesize) of NIC TX completions to apply
+        self.tx_event = False
         self.sndbuf = p.wmem_bytes[1]
         self.nospace = False                   # SOCK_NOSPACE: a writer ran out of buffer
         self.tsq_throttled = False

@@ -121,6 +121,7 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             devices[nid] = nic = Nic(ns, d["ifname"], mac, p)
             if wire is not None:
                 nic.drop_frames = frozenset(wire["drop"])
+                nic.impaired = bool(nic.drop_frames or wire["loss"] or wire.get("jitter_s"))
                 if wire["loss"]:
                     nic.loss_rng = ctx.rng(f"link-loss:{nid}")
                 if wire.get("jitter_s"):
