@@ -17,6 +17,18 @@ the first drop reason seen). So at every instant::
     originated == delivered + dropped + in_flight
 
 and the test suite checks it against an independent scan of every queue in the network.
+
+**TCP's unit is the segment**, not the application's write: a byte stream has no packet
+that one write maps to. Every segment a TCP socket transmits (data, a pure ACK, SYN, FIN,
+RST, each retransmission) is an origin of kind ``tcp``. A super-segment is one origin while
+it travels whole (TSO, a veth); when it is cut into MSS-sized segments (a NIC's TSO, software
+GSO) the first keeps the origin and each further segment gets a new one, so the count
+follows what is on the wire. A segment is delivered when the receiving TCP has taken it
+(data queued in or out of order, an ACK processed, a SYN answered), or when GRO merged it
+into the skb ahead of it; data already received is dropped (``TCP_OLD_DATA``), as Linux
+drops it. The application's writes are followed separately, by records riding with their
+last byte (models.linux.tcp.sock.Mark): they give ``flows.csv``'s packets and the latency
+ledgers.
 """
 
 from __future__ import annotations

@@ -117,6 +117,26 @@ def test_same_seed_same_bytes(tmp_path, name):
             assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
 
 
+@pytest.mark.parametrize("name", ["tcp-bottleneck", "cubic-vs-reno", "sndbuf-what-if"])
+def test_long_tcp_scenarios_repeat_exactly(name):
+    """The long TCP scenarios (shortened as above), in one process: the same seed gives the same
+    counters, flows, latencies and TCP timeseries."""
+    runs = [simnet.run(load_quick(SCENARIOS / f"{name}.yaml")) for _ in range(2)]
+    a, b = runs
+    assert a.counters == b.counters and a.drops == b.drops and a.ledger == b.ledger
+    assert a.timeseries == b.timeseries and a.events == b.events
+    for fa, fb in zip(a.flows, b.flows):
+        assert fa.row() == fb.row() and fa.tcp == fb.tcp
+        assert list(fa.latencies_s) == list(fb.latencies_s)
+
+
+def test_link_jitter_follows_the_seed():
+    sc = load_quick(SCENARIOS / "cubic-vs-reno.yaml")
+    one = simnet.run(sc)
+    other = simnet.run(sc.model_copy(update={"seed": 2}))
+    assert one.timeseries != other.timeseries
+
+
 def test_other_seed_changes_random_choices(tmp_path):
     """The seed drives the random streams: ephemeral ports and ARP reachable times differ."""
     r1 = simnet.run(SCENARIOS / "quickstart.yaml")

@@ -9,7 +9,8 @@ net/ipv4/tcp_input.c (``tcp_init_buffer_space``, ``tcp_sndbuf_expand``, ``tcp_ne
 **Send buffer.** ``write()`` copies into the tail skb of the write queue until it holds
 ``size_goal`` bytes (one MSS without GSO; up to 64 KiB − ``MAX_TCP_HEADER`` − 1, bounded by
 half the peer's largest window, with it), otherwise it starts a new skb, which is allowed
-only while ``sk_wmem_queued < sk_sndbuf`` (so the queue overshoots by up to one skb). Each
+only while ``sk_wmem_queued < sk_sndbuf``; appending to the unsent tail skb is not checked, so
+the queue overshoots (by the tail, and by the remainders ``tso_fragment`` leaves there). Each
 skb costs its truesize: ``SKB_TRUESIZE(MAX_TCP_HEADER)`` = 256 + 256 + 320 = **832 bytes plus
 its payload** (measured on Linux 6.18: ``ss -m`` shows ``w`` = 832 × skbs + bytes queued).
 Memory is released when data is *acknowledged*, not when it is sent. ``sk_sndbuf`` starts at

@@ -98,3 +98,38 @@ def test_receive_autotuning_grows_the_window():
     wnd = [r["snd_wnd"] for r in res.timeseries]
     assert wnd[0] <= 65536 and max(wnd) > 1_000_000
     assert np.all(np.diff([r["sndbuf"] for r in res.timeseries]) >= 0)
+
+
+def test_full_send_buffer_blocks_the_writer_and_wakes_it_at_two_thirds(monkeypatch):
+    """tcp_sendmsg_locked checks sk_stream_memory_free (sk_wmem_queued < sk_sndbuf) only when it
+    needs a new skb: data is appended to the unsent tail skb without a check, so the queue
+    overshoots (by the tail being filled, and by the remainders tso_fragment leaves there);
+    the writer blocks with the queue at or over the buffer. sk_stream_write_space wakes it
+    once the free space is at least half of what is queued: queued ≤ 2/3 of the buffer."""
+    from simnet.models.linux.tcp.sock import TcpSock
+
+    blocked, woken = [], []
+    send, space = TcpSock.sendmsg, TcpSock.new_space
+
+    def sendmsg(self, nbytes, mark=None):
+        got = send(self, nbytes, mark)
+        if 0 <= got < nbytes:
+            blocked.append((self.wmem_queued, self.sndbuf))
+        return got
+
+    def new_space(self):
+        was = self.nospace
+        space(self)
+        if was and not self.nospace:
+            woken.append((self.wmem_queued, self.sndbuf))
+
+    monkeypatch.setattr(TcpSock, "sendmsg", sendmsg)
+    monkeypatch.setattr(TcpSock, "new_space", new_space)
+    res = run_yaml(PAIR.format(delay="5ms", app="tcp_bulk", what="size: 4MB, write: 16KiB",
+                               opts=", sndbuf: 64KiB"))
+    assert res.flow("f").bytes_delivered == 4_000_000
+    assert len(blocked) > 10 and len(woken) >= len(blocked) - 1
+    for q, buf in blocked:
+        assert buf == 131072 and q >= buf
+    for q, buf in woken:
+        assert 3 * q <= 2 * buf
