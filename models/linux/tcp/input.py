@@ -2,8 +2,8 @@
 
 * Connection setup: ``tcp_rcv_synsent_state_process`` (the SYN-ACK's options: MSS, window
   scale, SACK-permitted, timestamps; an RTT sample; ``tcp_finish_connect`` and an immediate
-  ACK) and ``tcp_rcv_state_process`` for SYN_RECV, FIN_WAIT1/2, CLOSING, LAST_ACK;
-  ``tcp_fin``; resets (``tcp_reset``).
+  ACK) and ``tcp_rcv_state_process`` for SYN_RECV, FIN_WAIT1/2, CLOSING, LAST_ACK; resets
+  (``tcp_reset``).
 * ``tcp_rcv_established``: ``tcp_validate_incoming`` (window check, duplicate ACK for
   out-of-window data, RST), timestamps (``ts_recent``, the receiver RTT for DRS),
   ``tcp_ack``, ``tcp_data_queue``, ``tcp_data_snd_check``, ``__tcp_ack_snd_check``.
@@ -12,35 +12,25 @@
   newly ACKed never-retransmitted segment, Karn's rule with the timestamp fallback, RACK
   advance), then loss recovery (recovery.py) and ``tcp_cong_control`` (PRR during
   recovery, else the congestion control's ``cong_avoid``).
-* Receiving data: in-order data to the receive queue by truesize, out-of-order data to the
-  reassembly queue with SACK blocks (``tcp_sack_new_ofo_skb``, at most 3 with timestamps),
-  duplicates answered with an immediate ACK (quick-ACK mode), ``tcp_event_data_recv`` (the
-  ato estimator, the initial 16 quick ACKs, ``tcp_grow_window``), ``tcp_measure_rcv_mss``
-  (rcv_mss, ICSK_ACK_PUSHED for small segments, the payload/truesize ``scaling_ratio``).
-* ``__tcp_ack_snd_check``: ACK at once when more than one full segment (rcv_mss) is
-  unacknowledged and the window can move, in quick-ACK mode, or when ICSK_ACK_NOW is set
-  (a hole filled); with out-of-order data the first 3 duplicate ACKs go at once, later ones
-  are compressed (≤ ``tcp_comp_sack_nr``, delay min(1 ms, RTT/20)); otherwise the delayed
-  ACK (``tcp_send_delayed_ack``).
+* Receiving data, the ACK policy and the receive window are in rcv.py.
 
 Scope and limitations: no PAWS, no urgent data, no challenge ACKs, no DSACK generation or
 undo (spurious retransmissions are not detected), no ECN; a SYN-ACK retransmitted by the
 server is answered but not counted as a duplicate.
-Validation: tests/models/linux/tcp/test_input.py (ACK policy: quick ACKs, every second
-segment, 40 ms delayed ACK, SACK blocks), tests/models/linux/tcp/test_handshake.py.
+Validation: tests/models/linux/tcp/test_handshake.py (setup, teardown, resets),
+tests/models/linux/tcp/test_recovery.py (cwnd per ACK in slow start, recovery),
+tests/models/linux/tcp/test_info.py (counts and RTT fields).
 """
 
 from __future__ import annotations
 
-from bisect import insort
 from typing import Any
 
 from simnet.trace import Drop
 
-from .const import (ACK, ACK_NOW, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, ACK_TIMER, CA_OPEN, EVER_RETRANS, FIN,
-                    LOST, RST, SACKED_ACKED, SACKED_RETRANS, SYN, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING,
-                    TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_MIN_MSS, TCP_MIN_RCVMSS,
-                    TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, TCPOLEN_TSTAMP_ALIGNED)
+from .const import (ACK, CA_OPEN, EVER_RETRANS, FIN, LOST, RST, SACKED_ACKED, SACKED_RETRANS, SYN,
+                    TCPOLEN_TSTAMP_ALIGNED, TCP_CLOSE, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
+                    TCP_LAST_ACK, TCP_MIN_MSS, TCP_MIN_RCVMSS, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT)
 from .timer import rto_from, rtt_estimator
 
 __all__ = ["TcpInput", "FLAG_DATA", "FLAG_WIN_UPDATE", "FLAG_DATA_ACKED", "FLAG_RETRANS_DATA_ACKED",
@@ -527,320 +517,9 @@ class TcpInput:
             tr.emit("tcp.ack", sock=self, flow=self.flow, ack=ack - self.iss, acked=acked_sacked, cwnd=self.snd_cwnd,
                     ssthresh=self.snd_ssthresh, ca_state=self.ca_state, in_flight=self.in_flight())
 
-    # -- data ---------------------------------------------------------------------------------
-    def data_queue(self: Any, skb: Any, seq: int, end_seq: int, payload: int, now: float) -> None:
-        """tcp_data_queue()."""
-        ns = self.ns
-        fin = skb.tcp_flags & FIN
-        app = skb.app
-        marks = None
-        if app is not None:
-            marks = app[1]
-            t_tx = app[0]
-            for m in marks:
-                if m.t_arrive is None:
-                    m.t_arrive = now
-                    m.t_tx = t_tx
-                    m.rx_acct = skb.acct
-            if len(app) > 2:                     # segments GRO merged into this skb
-                marks = list(marks)
-                for t_tx2, marks2, acct2, t_gro in app[2]:
-                    rx = dict(acct2) if acct2 is not None else {}
-                    if now > t_gro:
-                        rx["cpu:gro"] = rx.get("cpu:gro", 0.0) + (now - t_gro)
-                    for m in marks2:
-                        if m.t_arrive is None:
-                            m.t_arrive = now
-                            m.t_tx = t_tx2
-                            m.rx_acct = rx
-                    marks.extend(marks2)
-        rcv_nxt = self.rcv_nxt
-        if seq == rcv_nxt:
-            if self.receive_window() == 0 and payload:
-                self.mib_ext["TCPZeroWindowDrop"] += 1
-                self.enter_quickack_mode(self.p.max_quickacks)
-                self.ack_pending |= ACK_SCHED
-                ns.kfree_skb(skb, Drop.TCP_ZEROWINDOW, "tcp_data_queue")
-                return
-            self.queue_rcv(seq, end_seq, payload, skb.truesize, fin, marks, now)
-            if payload:
-                self.event_data_recv(skb, payload, now)
-            if self.ooo:
-                self.ofo_queue(now)
-                if not self.ooo:
-                    self.ack_pending |= ACK_NOW
-            if self.sacks:
-                self.sack_remove()
-            self.ctx.tracer.deliver(skb)
-            if fin:
-                self.tcp_fin(now)
-            self.data_ready()
-            return
-        if end_seq <= rcv_nxt:
-            # a retransmission of data we have: DSACK-worthy, ACK at once
-            self.mib_ext["DelayedACKLost"] += 1
-            self.enter_quickack_mode(self.p.max_quickacks)
-            self.ack_pending |= ACK_SCHED
-            ns.kfree_skb(skb, Drop.TCP_OLD_DATA, "tcp_data_queue")
-            return
-        if seq >= rcv_nxt + self.receive_window():
-            self.enter_quickack_mode(self.p.max_quickacks)
-            self.ack_pending |= ACK_SCHED
-            ns.kfree_skb(skb, Drop.TCP_OVERWINDOW, "tcp_data_queue")
-            return
-        if seq < rcv_nxt:
-            # partial: the head is old; queue the new tail in order
-            self.queue_rcv(rcv_nxt, end_seq, end_seq - rcv_nxt - (1 if fin else 0), skb.truesize, fin, marks, now)
-            if payload:
-                self.event_data_recv(skb, payload, now)
-            self.ctx.tracer.deliver(skb)
-            if self.ooo:
-                self.ofo_queue(now)
-            if fin:
-                self.tcp_fin(now)
-            self.data_ready()
-            return
-        self.data_queue_ofo(skb, seq, end_seq, payload, fin, marks, now)
-
-    def queue_rcv(self: Any, seq: int, end_seq: int, payload: int, truesize: int, fin: int, marks: Any,
-                  now: float) -> None:
-        """tcp_queue_rcv(): in-order data to the receive queue (charged by truesize)."""
-        if payload > 0:
-            self.rcv_queue.append([seq, seq + payload, truesize, now])
-            self.rmem_alloc += truesize
-            self.bytes_received += payload
-        self.rcv_nxt = end_seq
-        if marks:
-            rxm = self.rx_marks
-            for m in marks:
-                if m.t_arrive is not None and m.end_seq > self.copied_seq and m.end_seq <= end_seq:
-                    if m.t_inorder == 0.0:
-                        m.t_inorder = now
-                        rxm[m.end_seq] = m
-
-    def data_queue_ofo(self: Any, skb: Any, seq: int, end_seq: int, payload: int, fin: int, marks: Any,
-                       now: float) -> None:
-        """tcp_data_queue_ofo(): keep it for reassembly, SACK it."""
-        self.mib_ext["TCPOFOQueue"] += 1
-        self.rcv_ooopack += 1
-        self.ack_pending |= ACK_SCHED
-        ooo = self.ooo
-        for e in ooo:
-            if e[0] <= seq and end_seq <= e[1]:
-                self.mib_ext["TCPOFODrop"] += 0
-                self.ns.kfree_skb(skb, Drop.TCP_OFOMERGE, "tcp_data_queue_ofo")
-                self.sack_new_ofo(seq, end_seq)
-                return
-        insort(ooo, [seq, end_seq, skb.truesize, fin, marks, now])
-        self.rmem_alloc += skb.truesize
-        self.sack_new_ofo(seq, end_seq)
-        if payload >= 128:
-            self.grow_window(skb, payload, now)
-        self.ctx.tracer.deliver(skb)
-
-    def ofo_queue(self: Any, now: float) -> None:
-        """tcp_ofo_queue(): move what became in-order to the receive queue."""
-        ooo = self.ooo
-        while ooo and ooo[0][0] <= self.rcv_nxt:
-            seq, end_seq, truesize, fin, marks, _t = ooo.pop(0)
-            self.rmem_alloc -= truesize
-            if end_seq <= self.rcv_nxt:
-                continue
-            payload = end_seq - self.rcv_nxt - (1 if fin else 0)
-            self.queue_rcv(self.rcv_nxt, end_seq, payload, truesize, fin, marks, now)
-            if fin:
-                self.tcp_fin(now)
-
-    def sack_new_ofo(self: Any, seq: int, end_seq: int) -> None:
-        """tcp_sack_new_ofo_skb(): extend a block or put a new one first (4 kept)."""
-        sp = self.sacks
-        for i, b in enumerate(sp):
-            if seq <= b[1] and b[0] <= end_seq:
-                b[0] = min(b[0], seq)
-                b[1] = max(b[1], end_seq)
-                if i:
-                    sp.insert(0, sp.pop(i))
-                # tcp_sack_maybe_coalesce()
-                j = 1
-                while j < len(sp):
-                    o = sp[j]
-                    if o[0] <= sp[0][1] and sp[0][0] <= o[1]:
-                        sp[0][0] = min(sp[0][0], o[0])
-                        sp[0][1] = max(sp[0][1], o[1])
-                        del sp[j]
-                    else:
-                        j += 1
-                return
-        if len(sp) >= 4:
-            sp.pop()
-        sp.insert(0, [seq, end_seq])
-
-    def sack_remove(self: Any) -> None:
-        """tcp_sack_remove(): blocks below rcv_nxt are gone."""
-        rn = self.rcv_nxt
-        self.sacks = [b for b in self.sacks if b[1] > rn]
-        if not self.ooo:
-            self.sacks = []
-
-    def tcp_fin(self: Any, now: float) -> None:
-        """tcp_fin()."""
-        self.fin_received = True
-        self.fin_time = now
-        self.ack_pending |= ACK_SCHED
-        st = self.state
-        if st in (TCP_SYN_RECV, TCP_ESTABLISHED):
-            self.set_state(TCP_CLOSE_WAIT)
-            self.ack_pingpong = max(self.ack_pingpong, self.p.pingpong_thresh)
-        elif st == TCP_FIN_WAIT1:
-            self.send_ack()
-            self.set_state(TCP_CLOSING)
-        elif st == TCP_FIN_WAIT2:
-            self.send_ack()
-            self.time_wait()
-        self.ooo.clear()
-        self.sacks = []
-
-    def data_ready(self: Any) -> None:
-        cb = self.on_readable
-        if cb is not None:
-            self.wake_user(cb)
-
-    def event_data_recv(self: Any, skb: Any, payload: int, now: float) -> None:
-        """tcp_event_data_recv(): schedule an ACK, learn rcv_mss, update ato, grow the window."""
-        self.ack_pending |= ACK_SCHED
-        self.measure_rcv_mss(skb, payload)
-        p = self.p
-        if not self.ack_ato:
-            self.incr_quickack(p.max_quickacks)
-            self.ack_ato = p.delack_min_s
-        else:
-            m = now - self.ack_lrcvtime
-            if m <= p.delack_min_s / 2:
-                self.ack_ato = self.ack_ato / 2 + p.delack_min_s / 2
-            elif m < self.ack_ato:
-                self.ack_ato = min(self.ack_ato / 2 + m, self.rto)
-            elif m > self.rto:
-                self.incr_quickack(p.max_quickacks)
-        self.ack_lrcvtime = now
-        if payload >= 128:
-            self.grow_window(skb, payload, now)
-
-    def measure_rcv_mss(self: Any, skb: Any, payload: int) -> None:
-        """tcp_measure_rcv_mss()."""
-        lss = self.last_seg_size
-        self.last_seg_size = 0
-        ln = skb.gso_size or payload
-        if ln >= self.rcv_mss:
-            if ln != self.rcv_mss:
-                ratio = (payload << 8) // skb.truesize if skb.truesize else 128
-                ratio = max(1, min(ratio, 255))
-                if ratio != self.scaling_ratio:
-                    self.scaling_ratio = ratio
-                    self.set_window_clamp(self.win_from_space(self.rcvbuf))
-                    if self.window_clamp < self.rcvq_space:
-                        self.rcvq_space = self.window_clamp
-            self.rcv_mss = min(ln, self.advmss)
-        else:
-            ln += skb.tcp_hlen
-            if ln >= TCP_MIN_RCVMSS + 20 or (ln >= TCP_MIN_MSS + 20 and not skb.tcp_flags & (FIN | SYN | RST | 0x08)):
-                ln -= self.tcp_header_len
-                self.last_seg_size = ln
-                if ln == lss:
-                    self.rcv_mss = ln
-                    return
-            if self.ack_pending & ACK_PUSHED:
-                self.ack_pending |= ACK_PUSHED2
-            self.ack_pending |= ACK_PUSHED
-
-    def set_window_clamp(self: Any, val: int) -> None:
-        """tcp_set_window_clamp()."""
-        old = self.window_clamp
-        new = max(2304 // 2, val)
-        self.window_clamp = new
-        if new < old:
-            self.rcv_ssthresh = min(self.rcv_ssthresh, new)
-        else:
-            self.rcv_ssthresh = max(min(self.rcv_wnd, new), self.rcv_ssthresh)
-
-    def grow_window(self: Any, skb: Any, payload: int, now: float) -> None:
-        """tcp_grow_window(): raise rcv_ssthresh while segments' truesize fits the buffer."""
-        room = min(self.window_clamp, self.space()) - self.rcv_ssthresh
-        if room <= 0:
-            return
-        truesize = skb.truesize
-        if self.win_from_space(truesize) <= payload:
-            incr = 2 * self.advmss
-        else:
-            incr = 0
-            ts = self.win_from_space(truesize) >> 1
-            window = self.win_from_space(self.p.rmem_bytes[2]) >> 1
-            while self.rcv_ssthresh <= window:
-                if ts <= payload:
-                    incr = 2 * self.rcv_mss
-                    break
-                ts >>= 1
-                window >>= 1
-        if incr:
-            incr = max(incr, 2 * payload)
-            self.rcv_ssthresh += min(room, incr)
-            self.ack_quick |= 1
-
-    def incr_quickack(self: Any, max_quickacks: int) -> None:
-        """tcp_incr_quickack()."""
-        q = self.rcv_wnd // (2 * self.rcv_mss)
-        if q == 0:
-            q = 2
-        q = min(q, max_quickacks)
-        if q > self.ack_quick:
-            self.ack_quick = q
-
-    def enter_quickack_mode(self: Any, max_quickacks: int) -> None:
-        """tcp_enter_quickack_mode()."""
-        self.incr_quickack(max_quickacks)
-        self.ack_pingpong = 0
-        self.ack_ato = self.p.delack_min_s
-
     # -- after input ------------------------------------------------------------------------------
     def data_snd_check(self: Any) -> None:
         """tcp_data_snd_check(): push pending data, wake a writer."""
         if self.send_queue:
             self.push_pending_frames(self.nonagle)
         self.new_space()
-
-    def ack_snd_check(self: Any) -> None:
-        """tcp_ack_snd_check() → __tcp_ack_snd_check()."""
-        pend = self.ack_pending
-        if not pend & ACK_SCHED:
-            return
-        if ((self.rcv_nxt - self.rcv_wup > self.rcv_mss
-             and (self.rcv_nxt - self.copied_seq < 1 or self.raw_select_window() >= self.rcv_wnd))
-                or (self.ack_quick and not self.in_pingpong())
-                or pend & ACK_NOW):
-            self.send_ack()
-            return
-        if not self.ooo:
-            self.send_delayed_ack()
-            return
-        p = self.p
-        if self.compressed_ack >= p.comp_sack_nr:
-            self.send_ack()
-            return
-        if self.compressed_ack_rcv_nxt != self.rcv_nxt:
-            self.compressed_ack_rcv_nxt = self.rcv_nxt
-            self.dup_ack_counter = 0
-        if self.dup_ack_counter < 3:
-            self.dup_ack_counter += 1
-            self.send_ack()
-            return
-        self.compressed_ack += 1
-        if self.sack_timer.pending:
-            return
-        rtt_us = self.rcv_rtt_us >> 3
-        if self.srtt_us and (self.srtt_us >> 3) < rtt_us:
-            rtt_us = self.srtt_us >> 3
-        delay = min(p.comp_sack_delay_s, rtt_us * 1e-6 / 20)
-        self.sack_timer.mod(self.ctx.vnow() + delay)
-
-
-def _call(fn: Any) -> None:
-    fn()

@@ -16,13 +16,12 @@
   2^tcp_tso_rtt_log µs of min RTT, between tcp_min_tso_segs and gso_max_size) and
   ``tcp_update_pacing_rate`` (200 % of cwnd·mss/srtt in slow start, 120 % after). The pacing
   rate only sizes TSO skbs and TSQ (CUBIC over pfifo_fast is not paced).
-* ``tcp_transmit_skb``: the header (seq, ack, flags, the window from ``tcp_select_window``
-  — never shrinking, scaled —, timestamps, SACK blocks, SYN options MSS/SACK-permitted/TS/
-  window scale), DF set, ``OutSegs`` for all but retransmissions; ``tcp_event_ack_sent``
+* ``tcp_transmit_skb``: the header (seq, ack, flags, the window from ``tcp_select_window``,
+  timestamps, SACK blocks, SYN options MSS/SACK-permitted/TS/window scale), DF set, ``OutSegs`` for all but retransmissions; ``tcp_event_ack_sent``
   (clears the delayed ACK, spends a quick ACK), ``tcp_event_data_sent`` (pingpong count,
   ``CA_EVENT_TX_START`` after idle).
-* ``tcp_send_ack``, ``tcp_send_delayed_ack`` (ato bounded by srtt and 40–200 ms),
-  ``tcp_retransmit_skb``, zero-window probes (``tcp_send_probe0``).
+* ``tcp_retransmit_skb``, zero-window probes (``tcp_send_probe0``), SYN and RST segments;
+  ACKs and the window they carry are in rcv.py.
 
 Scope and limitations: no TSO deferral (``tcp_tso_should_defer``), no MTU probing, no
 internal pacing (BBR is not modelled), no TCP Fast Open, no ``MSG_MORE``.
@@ -36,9 +35,8 @@ from typing import Any
 
 from ..skb import IPPROTO_TCP, Skb
 from .cong import tcp_is_cwnd_limited
-from .const import (ACK, ACK_NOW, ACK_PUSHED, ACK_SCHED, ACK_TIMER, CA_LOSS, CA_RECOVERY, CA_CWR, EVER_RETRANS,
-                    FIN, LOST, PSH, RST, SACKED_ACKED, SACKED_RETRANS, SYN, TCP_CLOSE, TCP_SYN_SENT,
-                    TCP_SYN_RECV, TCPOLEN_TSTAMP_ALIGNED)
+from .const import (ACK, ACK_SCHED, CA_CWR, CA_RECOVERY, EVER_RETRANS, FIN, PSH, RST, SACKED_RETRANS, SYN,
+                    TCPOLEN_TSTAMP_ALIGNED, TCP_CLOSE, TCP_SYN_RECV, TCP_SYN_SENT)
 from .queue import RtxSeg, SendSkb
 
 __all__ = ["TcpOutput"]
@@ -544,92 +542,6 @@ class TcpOutput:
         if self.srtt_us:
             rate //= self.srtt_us
         self.pacing_rate_Bps = rate
-
-    # -- receive window --------------------------------------------------------------------------
-    def receive_window(self: Any) -> int:
-        w = self.rcv_wup + self.rcv_wnd - self.rcv_nxt
-        return w if w > 0 else 0
-
-    def raw_select_window(self: Any) -> int:
-        """__tcp_select_window()."""
-        mss = self.rcv_mss
-        free_space = self.win_from_space(self.rcvbuf - self.rmem_alloc)
-        allowed = self.win_from_space(self.rcvbuf)
-        full = min(self.window_clamp, allowed)
-        if mss > full:
-            mss = full
-            if mss <= 0:
-                return 0
-        ws = self.rcv_wscale
-        if free_space < full >> 1:
-            self.ack_quick = 0
-            free_space = (free_space >> ws) << ws
-            if free_space < allowed >> 4 or free_space < mss:
-                return 0
-        if free_space > self.rcv_ssthresh:
-            free_space = self.rcv_ssthresh
-        if ws:
-            unit = 1 << ws
-            return (free_space + unit - 1) // unit * unit
-        window = self.rcv_wnd
-        if window <= free_space - mss or window > free_space:
-            window = (free_space // mss) * mss
-        elif mss == full and free_space > window + (full >> 1):
-            window = free_space
-        return window
-
-    def select_window(self: Any) -> int:
-        """tcp_select_window(): the 16-bit window field; the offered window never shrinks."""
-        old = self.rcv_wnd
-        cur = self.receive_window()
-        new = self.raw_select_window()
-        ws = self.rcv_wscale
-        if new < cur:
-            unit = 1 << ws
-            new = (cur + unit - 1) // unit * unit
-        self.rcv_wnd = new
-        self.rcv_wup = self.rcv_nxt
-        new = min(new, 65535 << ws) >> ws
-        if new == 0 and old:
-            self.mib_ext["TCPToZeroWindowAdv"] += 1
-        elif old == 0 and new:
-            self.mib_ext["TCPFromZeroWindowAdv"] += 1
-        return new
-
-    # -- ACKs ---------------------------------------------------------------------------------------
-    def send_ack(self: Any) -> None:
-        """__tcp_send_ack(): a pure ACK now."""
-        if self.state == TCP_CLOSE:
-            return
-        now = self.ctx.vnow()
-        self.xmit(self.snd_nxt, self.snd_nxt, ACK, 0, 1, None, 2, now, pure_ack=True)
-        self.mib_tcp["OutSegs"] += 1
-
-    def send_delayed_ack(self: Any) -> None:
-        """tcp_send_delayed_ack(): arm the delayed-ACK timer for ato (40–200 ms)."""
-        p = self.p
-        ato = self.ack_ato
-        now = self.ctx.vnow()
-        if ato > p.delack_min_s:
-            max_ato = 0.5
-            if self.in_pingpong() or self.ack_pending & ACK_PUSHED:
-                max_ato = p.delack_max_s
-            if self.srtt_us:
-                rtt = max(self.srtt_us / 8e6, p.delack_min_s)
-                if rtt < max_ato:
-                    max_ato = rtt
-            ato = min(ato, max_ato)
-        ato = min(ato, p.delack_max_s)
-        timeout = now + ato
-        if self.ack_pending & ACK_TIMER:
-            if self.ack_timeout <= now + ato / 4:
-                self.send_ack()
-                return
-            if timeout >= self.ack_timeout:
-                timeout = self.ack_timeout
-        self.ack_pending |= ACK_SCHED | ACK_TIMER
-        self.ack_timeout = timeout
-        self.delack_timer.mod(timeout)
 
     # -- connection control segments -------------------------------------------------------------------
     def syn_options(self: Any) -> tuple:

@@ -35,8 +35,8 @@ from __future__ import annotations
 from typing import Any
 
 from .const import (CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY, EVER_RETRANS, LOST, SACKED_ACKED,
-                    SACKED_RETRANS, SYN, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_RECV,
-                    TCP_SYN_SENT, TCP_TIME_WAIT, TCP_TIMEOUT_MIN_J, TCP_TIMEWAIT_LEN)
+                    SACKED_RETRANS, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_RECV,
+                    TCP_SYN_SENT, TCP_TIMEOUT_MIN_J, TCP_TIMEWAIT_LEN, TCP_TIME_WAIT)
 
 __all__ = ["TcpRecovery"]
 

@@ -35,15 +35,7 @@ learns where that byte's time went (send-buffer wait, why it waited in the write
 cwnd, rwnd, Nagle, cork —, first transmission, retransmission, the wire, reassembly, the
 receive queue).
 
-**Ownership.** A system call owns the socket (``lock_sock``) for its duration; segments that
-arrive meanwhile wait in the socket's backlog and are processed when it returns
-(``release_sock``), as ``tcp_v4_rcv`` does. A CPU segment runs at once while its clock
-advances with its cost, so two CPUs can reach one socket out of time order: a softirq whose
-virtual time is ahead of the clock, on a socket whose owner could still reach it earlier
-(its CPU is free before then and the program is not asleep on this socket), hands its
-segment to the backlog at its own time, and a CPU arriving behind another
-CPU's work on the socket waits for it (``socket_lock``) — everything done to a socket happens
-in time order.
+**Ownership** (``lock_sock``/``release_sock``, the backlog, time order across CPUs): own.py.
 
 Scope and limitations: blocking sockets only (no EAGAIN), no MSG_MORE/MSG_ZEROCOPY/urgent
 data, no TCP_NOTSENT_LOWAT per socket (the sysctl works), no ``SO_LINGER``, no memory
@@ -59,13 +51,15 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from simnet.kernel import Timer
 
-from .const import (ACK, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, CA_OPEN, FIN, PSH, SKB_OVERHEAD, TCP_CLOSE,
-                    TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_INFINITE_SSTHRESH, TCP_LAST_ACK, TCP_LISTEN,
-                    TCP_MIN_MSS, TCP_MIN_RCVMSS, TCP_MSS_DEFAULT, TCP_SYN_SENT, TCPOLEN_TSTAMP_ALIGNED)
-from .queue import Mark, RtxSeg, SendSkb
 from .cong import CONG_OPS
+from .const import (CA_OPEN, FIN, PSH, SKB_OVERHEAD, TCPOLEN_TSTAMP_ALIGNED, TCP_CLOSE, TCP_CLOSE_WAIT,
+                    TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_INFINITE_SSTHRESH, TCP_LAST_ACK, TCP_LISTEN, TCP_MIN_MSS,
+                    TCP_MIN_RCVMSS, TCP_MSS_DEFAULT, TCP_SYN_SENT, SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK)
 from .input import TcpInput
 from .output import TcpOutput
+from .own import TcpOwner
+from .queue import Mark, RtxSeg, SendSkb
+from .rcv import TcpRcv
 from .recovery import TcpRecovery
 from .timer import LazyTimer
 
@@ -84,8 +78,6 @@ ETIMEDOUT = 110
 ECONNREFUSED = 111
 ECONNRESET = 104
 
-SOCK_SNDBUF_LOCK = 1
-SOCK_RCVBUF_LOCK = 2
 EOR = 0x100                    # TCP_SKB_CB(skb)->eor: do not append to this skb
 
 
@@ -93,7 +85,7 @@ def roundup_pow_of_two(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
-class TcpSock(TcpOutput, TcpInput, TcpRecovery):
+class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
     """One TCP socket (``struct tcp_sock``) owned by an application pinned to ``cpu``."""
 
     lazy_tx = True                      # NIC TX completions are applied when read (tx_complete_at)
@@ -377,27 +369,6 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
             if cb is not None:
                 self.wake_user(cb)
 
-    def wake_user(self, cb: Callable[[], None]) -> None:
-        """sk_data_ready()/sk_write_space(): wake the program. On its own CPU the wake-up needs
-        no event: the program's next call is queued behind the running segment; from another
-        CPU it happens at this segment's virtual time."""
-        seg = self.ctx.seg
-        if seg is not None and seg.cpu is self.cpu and not self.owned:
-            cb()
-        else:                           # (inside the program's own call: after it returns)
-            self.ctx.defer(_call, cb)
-
-    def win_from_space(self, space: int) -> int:
-        """tcp_win_from_space()."""
-        return (space * self.scaling_ratio) >> 8
-
-    def space(self) -> int:
-        """tcp_space(): window the free receive buffer allows."""
-        return self.win_from_space(self.rcvbuf - self.rmem_alloc)
-
-    def full_space(self) -> int:
-        return self.win_from_space(self.rcvbuf)
-
     def init_buffer_space(self) -> None:
         """tcp_init_buffer_space(), at ESTABLISHED."""
         if not self.userlocks & SOCK_SNDBUF_LOCK:
@@ -417,20 +388,6 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
         self.snd_cwnd_stamp_j = self.jiffies(now)
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.p.init_cwnd_segs * self.advmss)
 
-    def select_initial_window(self, space: int, mss: int) -> None:
-        """tcp_select_initial_window(): rcv_wnd, window_clamp, rcv_wscale."""
-        clamp = self.window_clamp or (65535 << 14)
-        space = min(clamp, space)
-        if space > mss:
-            space = (space // mss) * mss
-        self.rcv_wnd = space
-        self.rcv_wscale = 0
-        if self.wscale_ok:
-            sp = max(space, self.p.rmem_bytes[2], self.ns.params.core.rmem_max_bytes)
-            sp = min(sp, clamp)
-            self.rcv_wscale = min(max(sp.bit_length() - 1 - 15, 0), 14)
-        self.window_clamp = min(65535 << self.rcv_wscale, clamp)
-
     # -- blocked-reason bookkeeping (for Mark) -----------------------------------------------
     def block(self, reason: str | None, t: float) -> None:
         cur = self.blk_reason
@@ -449,91 +406,6 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
         if cur is not None and t > self.blk_since:
             d[cur] = d.get(cur, 0.0) + (t - self.blk_since)
         return d
-
-    # -- ownership --------------------------------------------------------------------------------
-    def sync(self, skb: Any = None) -> None:
-        """bh_lock_sock()/lock_sock(): one CPU at a time works on a socket.
-
-        A CPU segment runs at once at its start while its clock advances with its cost, so a
-        CPU can reach a socket at an earlier virtual time than another CPU that already worked
-        on it; it then waits (spins) until the socket's virtual time, so that everything done
-        to the socket happens in time order. ``skb`` books that wait (``socket_lock``)."""
-        seg = self.ctx.seg
-        if seg is None:
-            return
-        t = seg.start + seg.cost
-        vt = self.vtime
-        if t < vt:
-            seg.cost += vt - t
-            if skb is not None:
-                acct = skb.acct
-                if acct is not None:
-                    acct["socket_lock"] = acct.get("socket_lock", 0.0) + (vt - t)
-                skb.t_mark = vt
-
-    def release(self) -> None:
-        seg = self.ctx.seg
-        if seg is not None:
-            t = seg.start + seg.cost
-            if t > self.vtime:
-                self.vtime = t
-
-    def lock(self) -> None:
-        """lock_sock() at the start of an application's call."""
-        self.sync()
-        self.owned = True
-
-    def own(self) -> None:
-        """release_sock() at the end of an application's call: process what arrived meanwhile
-        (the backlog), then the socket is owned until now."""
-        if self.backlog:
-            self._drain_backlog()
-        self.owned = False
-        seg = self.ctx.seg
-        if seg is not None:
-            self.owned_until = seg.start + seg.cost
-            self.release()
-
-    def add_backlog(self, skb: Any) -> None:
-        """tcp_add_backlog(): processed by the owner when its call returns."""
-        self.backlog.append(skb)
-        if self.owned:
-            return                      # release_sock() at the end of the call drains it
-        if not self.backlog_pending:
-            self.backlog_pending = True
-            t = skb.t_mark
-            self.ctx.call_at(t if t > self.owned_until else self.owned_until, self._backlog_due, None)
-
-    def _backlog_due(self, _arg: Any) -> None:
-        self.cpu.submit_softirq(self._backlog_softirq, None)
-
-    def _backlog_softirq(self, _arg: Any) -> None:
-        self.backlog_pending = False
-        if self.backlog:
-            self._drain_backlog()
-
-    def _drain_backlog(self) -> None:
-        """__release_sock(): the queued segments, in order (new ones join the queue)."""
-        q = self.backlog
-        seg = self.ctx.seg
-        self.sync()
-        while q:
-            if seg is not None and q[0].t_mark > seg.start + seg.cost:
-                # arrived after this point of the owner's time: the softirq takes it then
-                if not self.backlog_pending:
-                    self.backlog_pending = True
-                    self.ctx.call_at(q[0].t_mark, self._backlog_due, None)
-                break
-            skb = q.popleft()
-            if seg is not None:
-                t = seg.start + seg.cost
-                acct = skb.acct
-                if acct is not None and t > skb.t_mark:
-                    acct["socket_backlog"] = acct.get("socket_backlog", 0.0) + (t - skb.t_mark)
-                if t > skb.t_mark:
-                    skb.t_mark = t
-            self.rcv(skb)
-        self.release()
 
     # -- the application's calls (run inside a CPU segment of the owner's CPU) -------------------
     def connect(self, daddr: int, dport: int) -> int:
@@ -657,44 +529,6 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
     def at_eof(self) -> bool:
         return self.fin_received and not self.rcv_queue and self.fin_time <= self.ctx.vnow()
 
-    def rcv_space_adjust(self) -> None:
-        """tcp_rcv_space_adjust(): DRS, once per receiver RTT."""
-        now = self.ctx.vnow()
-        rtt8 = self.rcv_rtt_us
-        if rtt8 == 0 or (now - self.rcvq_time) * 1e6 < (rtt8 >> 3):
-            return
-        copied = self.copied_seq - self.rcvq_seq
-        if copied > self.rcvq_space:
-            if self.p.moderate_rcvbuf and not self.userlocks & SOCK_RCVBUF_LOCK:
-                rcvwin = (copied << 1) + 16 * self.advmss
-                grow = rcvwin * (copied - self.rcvq_space) // self.rcvq_space
-                rcvwin += grow << 1
-                rcvbuf = min((rcvwin << 8) // self.scaling_ratio, self.p.rmem_bytes[2])   # tcp_space_from_win
-                if rcvbuf > self.rcvbuf:
-                    self.rcvbuf = rcvbuf
-                    self.window_clamp = self.win_from_space(rcvbuf)
-            self.rcvq_space = copied
-        self.rcvq_seq = self.copied_seq
-        self.rcvq_time = now
-
-    def cleanup_rbuf(self, copied: int) -> None:
-        """__tcp_cleanup_rbuf(): ACK now if the read freed a lot, or a pushed small segment waits."""
-        time_to_ack = False
-        if self.ack_pending & ACK_SCHED:
-            if (self.rcv_nxt - self.rcv_wup > self.rcv_mss
-                    or (copied > 0 and (self.ack_pending & ACK_PUSHED2
-                                        or (self.ack_pending & ACK_PUSHED and not self.in_pingpong()))
-                        and not self.rmem_alloc)):
-                time_to_ack = True
-        if copied > 0 and not time_to_ack and not self.fin_received:
-            now_win = self.receive_window()
-            if 2 * now_win <= self.window_clamp:
-                new_win = self.raw_select_window()
-                if new_win and new_win >= 2 * now_win:
-                    time_to_ack = True
-        if time_to_ack:
-            self.send_ack()
-
     def close(self) -> None:
         """tcp_close()/shutdown(SHUT_WR): queue a FIN after the data (tcp_send_fin)."""
         self.lock()
@@ -728,10 +562,6 @@ class TcpSock(TcpOutput, TcpInput, TcpRecovery):
         self.write_seq += 1
         self.push_pending_frames(TCP_NAGLE_OFF)
         self.own()
-
-
-def _call(fn: Callable[[], None]) -> None:
-    fn()
 
 
 # re-exported for the table

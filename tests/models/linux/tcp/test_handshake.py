@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from simnet.models.linux.tcp.const import ACK, RST, SYN
+from simnet.models.linux.tcp.const import ACK, SYN
 
 from conftest import run_yaml
 

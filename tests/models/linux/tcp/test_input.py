@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pytest
 
-from simnet.models.linux.tcp.const import ACK, PSH
+from simnet.models.linux.tcp.const import ACK
 
 from conftest import SCENARIOS, run_yaml
 

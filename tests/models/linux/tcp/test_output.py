@@ -18,7 +18,6 @@ Rules the expectations are computed from:
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
