@@ -366,11 +366,11 @@ def bench(
         from rich.table import Table
 
         t = Table(title="simnet bench")
-        for col in ("scenario", "engine", "packets", "events", "wall s", "packets/s", "events/s"):
+        for col in ("scenario", "engine", "packets", "events", "wall s", "packets/s", "events/s", "run s"):
             t.add_column(col, justify="right" if col not in ("scenario", "engine") else "left")
         for r in rows:
             t.add_row(r["scenario"], r["engine"], f"{r['packets']:,}", f"{r['events']:,}", f"{r['wall_s']:.2f}",
-                      f"{r['packets_per_s']:,.0f}", f"{r['events_per_s']:,.0f}")
+                      f"{r['packets_per_s']:,.0f}", f"{r['events_per_s']:,.0f}", f"{r['run_s']:.2f}")
         Console().print(t)
 
 

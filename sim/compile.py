@@ -173,8 +173,9 @@ def compile_scenario(sc: Scenario) -> Compiled:
                 g.nodes[nic]["addrs"] = [f"{next(it)}/{sub.prefixlen}"]
             switch_nics[sw].append(nic)
             continue
-        g.add_edge(a, b, kind="wire", delay_s=link.delay)
-        g.add_edge(b, a, kind="wire", delay_s=link.delay)
+        imp = {"rate_bps": link.rate, "queue": link.queue, "loss": link.loss, "jitter_s": link.jitter}
+        g.add_edge(a, b, kind="wire", delay_s=link.delay, drop=list(link.drop), **imp)
+        g.add_edge(b, a, kind="wire", delay_s=link.delay, drop=list(link.drop_back), **imp)
         subnet = link.subnet if link.subnet is not None else auto_subnet()
         link_subnets.append((i, subnet))
         hosts_iter = subnet.hosts()
@@ -233,6 +234,9 @@ def compile_scenario(sc: Scenario) -> Compiled:
         if ns == cname:
             for k, v in c.sysctls.items():
                 g.nodes[ns]["sysctls"][canonical_sysctl(k)] = v
+
+    # -- offloads (ethtool -K), per device ---------------------------------------------------------
+    _offloads(g, sc)
 
     # -- routes ---------------------------------------------------------------------------------
     _underlay_routes(g, sc, host_links)
@@ -491,6 +495,29 @@ def _connect_tunnels(g: nx.MultiDiGraph) -> None:
             for b in devs:
                 if a != b:
                     g.add_edge(a, b, kind="tunnel")
+
+
+def _offloads(g: nx.MultiDiGraph, sc: Scenario) -> None:
+    """``tso``/``gro`` attributes of every device: Linux's defaults (TSO on everywhere, GRO on
+    physical NICs), overridden by the host's offloads for its own namespace, bridges and
+    host-side veths, and by a container's offloads for its interfaces."""
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "netns" or "netns" not in d:      # namespaces; external switches
+            continue
+        ns = g.nodes[d["netns"]]
+        if ns["role"] == "host":
+            spec = sc.hosts[ns["host"]].offloads
+        else:
+            spec = sc.containers[n.split(":")[0]].offloads if n.split(":")[0] in sc.containers else None
+        tso = True
+        gro = d["kind"] == "nic"
+        if spec is not None:
+            if spec.tso is not None:
+                tso = spec.tso
+            if spec.gro is not None and d["kind"] == "nic":
+                gro = spec.gro
+        d["tso"] = tso
+        d["gro"] = gro
 
 
 def _merge(g: nx.MultiDiGraph, frag: nx.MultiDiGraph, path: tuple) -> None:
@@ -758,7 +785,8 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
     listen_ns, listen_port, via, hops = None, None, "", list(tr.hops)
     nat = comp.graph.nodes[dst_ns].get("nat") if dst_ns is not None else None
     if nat is not None:
-        rule = next((r for r in nat["dnat"] if r["proto"] == "udp" and r["host_port"] == w.port and
+        proto = "tcp" if w.app.startswith("tcp") else "udp"
+        rule = next((r for r in nat["dnat"] if r["proto"] == proto and r["host_port"] == w.port and
                      (r["host_ip"] in (None, daddr) or daddr.startswith("127."))), None)
         if rule is not None:
             loop = daddr.startswith("127.")
@@ -770,7 +798,7 @@ def _plan_workload(comp: Compiled, fibs: dict[str, Fib], i: int, w: Any) -> Work
             listen_port = rule["to_port"]
             hops.append(listen_ns)
             dst_ns = listen_ns
-    if w.app == "udp_rr" and dst_ns is not None and not via:
+    if w.app in ("udp_rr", "tcp_bulk", "tcp_stream", "tcp_rr") and dst_ns is not None and not via:
         src_addr = _source_addr(fibs, src, int(IPv4Address(daddr)))
         back = trace_path(comp.graph, fibs, dst_ns, src_addr)
         if not back.ok:

@@ -17,6 +17,18 @@ the first drop reason seen). So at every instant::
     originated == delivered + dropped + in_flight
 
 and the test suite checks it against an independent scan of every queue in the network.
+
+**TCP's unit is the segment**, not the application's write: a byte stream has no packet
+that one write maps to. Every segment a TCP socket transmits (data, a pure ACK, SYN, FIN,
+RST, each retransmission) is an origin of kind ``tcp``. A super-segment is one origin while
+it travels whole (TSO, a veth); when it is cut into MSS-sized segments (a NIC's TSO, software
+GSO) the first keeps the origin and each further segment gets a new one, so the count
+follows what is on the wire. A segment is delivered when the receiving TCP has taken it
+(data queued in or out of order, an ACK processed, a SYN answered), or when GRO merged it
+into the skb ahead of it; data already received is dropped (``TCP_OLD_DATA``), as Linux
+drops it. The application's writes are followed separately, by records riding with their
+last byte (models.linux.tcp.sock.Mark): they give ``flows.csv``'s packets and the latency
+ledgers.
 """
 
 from __future__ import annotations
@@ -54,6 +66,16 @@ class Drop(enum.Enum):
     XFRM_INHDR = "XFRM_INHDR"              # ESP packet without a security association
     MACVLAN_BROADCAST = "MACVLAN_BROADCAST_DROP"  # macvlan: broadcast queue full / mode forbids it
     IPVLAN_DROP = "IPVLAN_DROP"            # ipvlan: l3 mode refuses broadcast/multicast, private mode
+    TCP_INVALID_ACK = "TCP_INVALID_ACK"    # ACK of data never sent (or a bad SYN-ACK)
+    TCP_RESET = "TCP_RESET"                # an RST, consumed by the socket it reset
+    TCP_FLAGS = "TCP_FLAGS"                # flags not valid in the socket's state
+    TCP_OLD_DATA = "TCP_OLD_DATA"          # data already received (a spurious retransmission)
+    TCP_INVALID_SEQUENCE = "TCP_INVALID_SEQUENCE"   # beyond the receive window
+    TCP_OLD_SEQUENCE = "TCP_OLD_SEQUENCE"  # ends before the left edge of the window (rcv_wup)
+    TCP_INVALID_SYN = "TCP_INVALID_SYN"    # SYN on an established connection
+    TCP_ZEROWINDOW = "TCP_ZEROWINDOW"      # data while the advertised window is zero
+    TCP_OVERWINDOW = "TCP_OVERWINDOW"      # data beyond the advertised window
+    TCP_OFOMERGE = "TCP_OFOMERGE"          # out-of-order data already held
     NOT_SPECIFIED = "NOT_SPECIFIED"        # kfree_skb() without a reason (bridge: back out the ingress port)
 
 

@@ -66,9 +66,11 @@ def test_bench_json():
     r = simnet("bench", "--json", "-s", "quickstart")
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(row) == {"scenario", "engine", "packets", "events", "wall_s", "packets_per_s", "events_per_s"}
+    assert set(row) == {"scenario", "engine", "packets", "events", "wall_s", "packets_per_s", "events_per_s",
+                        "run_s"}
     assert row["packets"] == 1000 and row["events"] > row["packets"]
     assert row["packets_per_s"] == pytest.approx(row["packets"] / row["wall_s"], rel=0.01)
+    assert row["run_s"] > row["wall_s"]
     assert simnet("bench", "-s", "nope").returncode == 2
 
 

@@ -22,7 +22,10 @@ import simnet
 
 from conftest import SCENARIOS, all_scenarios
 
-QUICK = {"udp-tandem": ("count: 200000", "count: 3000")}
+QUICK = {"udp-tandem": ("count: 200000", "count: 3000"),
+         "tcp-bottleneck": ("duration: 10s", "duration: 1s"),
+         "cubic-vs-reno": ("duration: 20s", "duration: 1s"),
+         "sndbuf-what-if": ("size: 100MB", "size: 10MB")}
 
 
 def load_quick(path: Path):
@@ -31,6 +34,8 @@ def load_quick(path: Path):
         old, new = QUICK[path.stem]
         assert old in text
         text = text.replace(old, new)
+        if path.stem == "sndbuf-what-if":
+            text = text.replace("size: 50MB", "size: 5MB")
     return simnet.loads(textwrap.dedent(text), str(path))
 
 
@@ -64,7 +69,7 @@ def test_conservation_census(path):
     drop = sum(sum(v.values()) for v in led["dropped"].values())
     assert orig == deliv + drop + led["in_flight"]
     assert len(checks) >= 100
-    if path.stem in ("udp-tandem", "arp-cold-start"):
+    if path.stem in ("udp-tandem", "arp-cold-start", "tcp-bottleneck", "loss-recovery"):
         # packets wait on wires and in ARP queues there (on a veth path a packet crosses
         # every namespace inside one CPU segment, so it is never caught in between)
         assert any(n > 0 for _t, n, _l in checks), "the census never saw a packet in flight"
@@ -94,7 +99,8 @@ def _run_cli(path: Path, out: Path, *extra: str) -> None:
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("name", ["quickstart", "fragmentation", "arp-cold-start", "two-networks"])
+@pytest.mark.parametrize("name", ["quickstart", "fragmentation", "arp-cold-start", "two-networks", "tcp-bulk-bridge",
+                                  "nagle-delack", "loss-recovery"])
 def test_same_seed_same_bytes(tmp_path, name):
     a, b = tmp_path / "a", tmp_path / "b"
     _run_cli(SCENARIOS / f"{name}.yaml", a, "--pcap")
@@ -109,6 +115,26 @@ def test_same_seed_same_bytes(tmp_path, name):
             assert sa == sb
         else:
             assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
+
+
+@pytest.mark.parametrize("name", ["tcp-bottleneck", "cubic-vs-reno", "sndbuf-what-if"])
+def test_long_tcp_scenarios_repeat_exactly(name):
+    """The long TCP scenarios (shortened as above), in one process: the same seed gives the same
+    counters, flows, latencies and TCP timeseries."""
+    runs = [simnet.run(load_quick(SCENARIOS / f"{name}.yaml")) for _ in range(2)]
+    a, b = runs
+    assert a.counters == b.counters and a.drops == b.drops and a.ledger == b.ledger
+    assert a.timeseries == b.timeseries and a.events == b.events
+    for fa, fb in zip(a.flows, b.flows):
+        assert fa.row() == fb.row() and fa.tcp == fb.tcp
+        assert list(fa.latencies_s) == list(fb.latencies_s)
+
+
+def test_link_jitter_follows_the_seed():
+    sc = load_quick(SCENARIOS / "cubic-vs-reno.yaml")
+    one = simnet.run(sc)
+    other = simnet.run(sc.model_copy(update={"seed": 2}))
+    assert one.timeseries != other.timeseries
 
 
 def test_other_seed_changes_random_choices(tmp_path):

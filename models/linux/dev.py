@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from simnet.trace import Drop
 
 from .skb import BROADCAST_MAC, Skb
+from .tcp.offload import gso_segment
 
 if TYPE_CHECKING:
     from .netns import Netns
 
-__all__ = ["NetDevice", "Loopback", "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
+__all__ = ["NetDevice", "Loopback", "netif_rx", "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
            "pkt_type", "STAT_FIELDS"]
 
 PACKET_HOST = 0
@@ -71,6 +72,10 @@ class NetDevice:
         self.neigh: dict[int, Any] = {}             # next-hop IP -> Neighbour
         self.noarp = False
         self.promisc = False
+        # offload features (ethtool -k): TSO takes TCP super-segments whole; GRO merges
+        # received segments (physical NICs only)
+        self.tso = True
+        self.gro = False
         self.capture: Callable[[float, Skb, "NetDevice", bool], None] | None = None
         self.rx_packets = 0
         self.rx_bytes = 0
@@ -85,7 +90,17 @@ class NetDevice:
 
     @property
     def features(self) -> dict[str, bool]:
-        return {}
+        return {"tso": self.tso, "gro": self.gro}
+
+    def gso_segment(self, skb: Skb) -> list[Skb]:
+        """validate_xmit_skb() → skb_gso_segment() for a device without TSO (CPU per segment)."""
+
+        segs = gso_segment(skb, self.ctx)
+        seg = self.ctx.seg
+        if seg is not None:
+            for s in segs:
+                seg.charge(s, "gso_segment")
+        return segs
 
     def stats(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in STAT_FIELDS}
@@ -96,6 +111,10 @@ class NetDevice:
         seg = self.ctx.seg
         if seg is not None:
             seg.charge(skb, "dev_queue_xmit")
+        if skb.gso_segs > 1 and not self.tso:
+            for s in self.gso_segment(skb):
+                self.xmit(s)
+            return
         self.xmit(skb)
 
     def xmit(self, skb: Skb) -> None:  # pragma: no cover - every device type overrides it
@@ -128,6 +147,45 @@ class NetDevice:
             self.ns.netif_receive(skb, self)
 
 
+def backlog_full(dev: NetDevice) -> bool:
+    """enqueue_to_backlog() would refuse: this CPU's backlog holds ``netdev_max_backlog`` frames."""
+    seg = dev.ctx.seg
+    return seg is not None and len(seg.cpu.backlog) >= dev.ns.host.max_backlog
+
+
+def netif_rx(dev: NetDevice, skb: Skb, receive: Callable[[Skb], None] | None = None) -> None:
+    """netif_rx(): queue ``skb`` on this CPU's backlog; ``process_backlog`` hands it to
+    ``receive`` (``dev.rx`` unless given).
+
+    As on Linux, the backlog is drained when the transmit path re-enables bottom halves
+    (``local_bh_enable`` at the end of ``dev_queue_xmit``): at once, in the same segment, on
+    the same CPU, before the sender goes on. (Checked on Linux 6.18: a first datagram of three
+    fragments to an unresolved neighbour, with ``unres_qlen_bytes`` room for one, arrives whole,
+    because the ARP exchange over the veth completes inside the first fragment's transmission.)
+    A packet queued while the backlog is being drained (a TCP ACK sent while processing a data
+    segment, say) waits its turn in the loop instead of being processed recursively. Callers
+    check :func:`backlog_full` first (``netdev_max_backlog``, global, the host's).
+    """
+    receive = receive or dev.rx
+    ctx = dev.ctx
+    seg = ctx.seg
+    if seg is None:
+        dev.ns.host.cpus[0].submit_softirq(receive, skb, skb)
+        return
+    cpu = seg.cpu
+    q = cpu.backlog
+    q.append((receive, skb))
+    if cpu.draining:
+        return
+    cpu.draining = True
+    try:
+        while q:
+            r, s = q.popleft()
+            r(s)
+    finally:
+        cpu.draining = False
+
+
 class Loopback(NetDevice):
     """``lo``: loopback_xmit() hands the packet to netif_rx() on the same device."""
 
@@ -143,7 +201,7 @@ class Loopback(NetDevice):
             seg.charge(skb, "loopback_xmit")
         self.ns.skb_orphan(skb)
         skb.eth_dst = skb.eth_src = 0
-        if seg is not None and not seg.netif_rx(self._process, skb, self.ns.host.max_backlog):
+        if backlog_full(self):
             self.rx_dropped += 1          # enqueue_to_backlog(): dev_core_stats_rx_dropped_inc
             self.ns.kfree_skb(skb, Drop.CPU_BACKLOG, "loopback_xmit")
             return
@@ -154,8 +212,7 @@ class Loopback(NetDevice):
         self.tx_bytes += skb.l3_len
         self.rx_packets += 1
         self.rx_bytes += skb.l3_len
-        if seg is None:
-            self._process(skb)
+        netif_rx(self, skb, self._process)
 
     def _process(self, skb: Skb) -> None:
         """process_backlog() for lo: the capture sees the packet once (libpcap drops the

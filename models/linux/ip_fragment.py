@@ -150,7 +150,7 @@ class Reassembly:
         return whole
 
     def _expire(self, key: tuple) -> None:
-        self.ns.host.cpus[0].submit(self._expire_on_cpu, key)
+        self.ns.host.cpus[0].submit_softirq(self._expire_on_cpu, key)
 
     def _expire_on_cpu(self, key: tuple) -> None:
         """ip_expire()."""

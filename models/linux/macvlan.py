@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING
 
 from simnet.trace import Drop
 
-from .dev import NetDevice
+from .dev import NetDevice, backlog_full, netif_rx
 from .skb import Skb
 
 if TYPE_CHECKING:
@@ -175,11 +175,10 @@ class Macvlan(NetDevice):
                 dest = port.by_mac.get(dst)
                 if dest is not None and dest.mode == "bridge":
                     self.ns.skb_orphan(skb)
-                    seg = self.ctx.seg
-                    if seg is None:
-                        self._forward_to_lower(skb)
-                    elif not seg.netif_rx(self._forward_to_lower, skb, self.ns.host.max_backlog):
+                    if backlog_full(self.lower):
                         self.ns.kfree_skb(skb, Drop.CPU_BACKLOG, "dev_forward_skb")
+                    else:
+                        netif_rx(self.lower, skb, self._forward_to_lower)
                     return
         self.lower.queue_xmit(skb)
 

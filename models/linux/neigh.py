@@ -96,7 +96,7 @@ class Neighbour:
     # -- the timer -------------------------------------------------------------------
     def _timer_fire(self) -> None:
         # Timers run in softirq context: on CPU 0 of the host.
-        self.tbl.ns.host.cpus[0].submit(self._timer_handler, None)
+        self.tbl.ns.host.cpus[0].submit_softirq(self._timer_handler, None)
 
     def _timer_handler(self, _arg: Any) -> None:
         """neigh_timer_handler()."""

@@ -9,7 +9,7 @@ Output (``ip_local_out`` → ``ip_output`` → ``ip_finish_output`` → ``ip_fin
 the neighbour layer (fragments and forwarded packets included); a packet larger than the
 path MTU is fragmented (ip_fragment.py) unless DF is set. Input (``ip_rcv``): frames for
 another MAC are dropped before ``InReceives`` (``OTHERHOST``); packets for any local address
-(the weak host model) go to ``ip_local_deliver`` (reassembly, then ``InDelivers``, then UDP or
+(the weak host model) go to ``ip_local_deliver`` (reassembly, then ``InDelivers``, then TCP, UDP or
 ICMP); others are forwarded when ``ip_forward`` is on, else counted in ``InAddrErrors`` and
 dropped without an ICMP error (``ip_error``). Forwarding (``ip_forward``) checks the TTL
 (ICMP time exceeded), the FORWARD hook (Docker's isolation rules), DF against the MTU (ICMP
@@ -38,7 +38,8 @@ from .ip_fragment import Reassembly, ip_fragment
 from .neigh import NeighTable
 from .nic import rss_hash
 from .params import StackParams
-from .skb import BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_UDP, Skb
+from .skb import BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Skb
+from .tcp.table import TcpTable
 from .udp import UdpTable
 
 __all__ = ["Host", "Netns", "IP_FIELDS", "UDP_FIELDS", "ICMP_FIELDS", "IPEXT_FIELDS"]
@@ -98,6 +99,7 @@ class Netns:
         self.local_addrs: dict[int, NetDevice] = {}
         self.neigh = NeighTable(self)
         self.udp = UdpTable(self)
+        self.tcp = TcpTable(self)
         self.reasm = Reassembly(self)
         self.icmp = Icmp(self)
         self.forward_filter: Callable[[Skb, NetDevice, NetDevice], str | None] | None = None
@@ -239,7 +241,7 @@ class Netns:
         if self.nf is not None:
             self.nf.postrouting(skb, rt.dev)
         mtu = self.path_mtu(rt, skb.daddr)
-        if skb.l3_len > mtu:
+        if skb.l3_len > mtu and not skb.gso_size:     # GSO skbs are checked per segment
             ip_fragment(self, skb, rt, mtu)
         else:
             self.ip_finish_output2(skb, rt)
@@ -312,7 +314,9 @@ class Netns:
         if self.nf is not None:
             self.nf.confirm(skb)
         proto = skb.proto
-        if proto == IPPROTO_UDP:
+        if proto == IPPROTO_TCP:
+            self.tcp.rcv(skb, pt)
+        elif proto == IPPROTO_UDP:
             self.udp.rcv(skb, pt)
         elif proto == IPPROTO_ICMP:
             self.icmp.rcv(skb)
@@ -345,7 +349,7 @@ class Netns:
                 self.kfree_skb(skb, Drop.NETFILTER_DROP, chain)
                 return
         mtu = self.path_mtu(rt, skb.daddr)
-        if skb.l3_len > mtu and skb.df:
+        if skb.df and (skb.l3_len if not skb.gso_size else 20 + skb.tcp_hlen + skb.gso_size) > mtu:
             self.snmp_ip["FragFails"] += 1
             self.icmp.send(skb, 3, 4, info=mtu)
             self.kfree_skb(skb, Drop.PKT_TOO_BIG, "ip_forward")
@@ -359,8 +363,12 @@ class Netns:
         msg = {}
         for k in sorted(self.icmp_msg, key=lambda s: (s[:2] != "In", int(s.lstrip("InOutType")))):
             msg[k] = self.icmp_msg[k]
-        return {"Ip": dict(self.snmp_ip), "Icmp": dict(self.snmp_icmp), "IcmpMsg": msg, "Udp": dict(self.snmp_udp),
-                "IpExt": dict(self.ip_ext)}
+        out = {"Ip": dict(self.snmp_ip), "Icmp": dict(self.snmp_icmp), "IcmpMsg": msg, "Tcp": {},
+               "Udp": dict(self.snmp_udp), "IpExt": dict(self.ip_ext)}
+        tcp = self.tcp.snmp()
+        out["Tcp"] = tcp["Tcp"]
+        out["TcpExt"] = tcp["TcpExt"]
+        return out
 
     def arp_counters(self) -> dict[str, int]:
         t = self.neigh

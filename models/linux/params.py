@@ -24,6 +24,7 @@ __all__ = [
     "CoreParams",
     "NicParams",
     "BridgeParams",
+    "TcpParams",
     "StackParams",
     "SYSCTLS",
     "Sysctl",
@@ -33,13 +34,15 @@ __all__ = [
 
 
 def knob(default: Any, *, unit: str = "", sysctl: str | None = None, src: str = "", help: str = "",
-         to_si: float = 1.0) -> Any:
+         to_si: float = 1.0, choices: tuple[str, ...] = ()) -> Any:
     """A dataclass field carrying its provenance.
 
     ``to_si`` converts the sysctl's unit to the field's SI unit (``0.001`` for ``*_ms``).
+    ``choices``: the field is a name (``tcp_congestion_control``), one of these.
+    A tuple default makes a multi-value sysctl (``tcp_wmem``: "min default max").
     """
     return field(default=default, metadata={"unit": unit, "sysctl": sysctl, "src": src, "help": help,
-                                            "to_si": to_si})
+                                            "to_si": to_si, "choices": choices})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,14 @@ class NicParams:
                                 "VIRTIO_NET_CTRL_MAC table; ixgbe 128 RAR entries); ESTIMATE",
                                 help="secondary MACs (macvlan children) the NIC filters in hardware; beyond "
                                      "them the kernel makes it promiscuous (uc_promisc)")
+    tso: bool = knob(True, unit="bool", src="ethtool -k: tcp-segmentation-offload (on for common NICs)",
+                     help="the NIC cuts TCP super-segments into frames on the wire")
+    gro: bool = knob(True, unit="bool", src="ethtool -k: generic-receive-offload (on by default)",
+                     help="the NAPI poll merges in-order TCP segments of a flow before the stack")
+    loss: float = knob(0.0, unit="probability", src="scenario links[].loss (netem loss)",
+                       help="probability that a frame sent on this NIC's link is lost")
+    queue_pkts: int = knob(0, unit="packets", src="scenario links[].queue (tbf/netem limit)",
+                           help="frames that may wait to be sent on the link (0: txqueuelen + TX ring)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +160,76 @@ class BridgeParams:
 
 
 @dataclass(frozen=True, slots=True)
+class TcpParams:
+    """TCP: net/ipv4/tcp*.c, defaults of ``tcp_sk_init``/``tcp_init`` on Linux 6.18 (REFERENCE A, B, H, S)."""
+
+    wmem_bytes: tuple = knob((4096, 16384, 4194304), unit="bytes[3]", sysctl="net.ipv4.tcp_wmem",
+                             src="tcp_init(): PAGE_SIZE, 16 KiB, 4 MiB",
+                             help="send buffer: floor, initial sk_sndbuf, autotuning ceiling")
+    rmem_bytes: tuple = knob((4096, 131072, 33554432), unit="bytes[3]", sysctl="net.ipv4.tcp_rmem",
+                             src="tcp_init() (6.16+: max 32 MiB)",
+                             help="receive buffer: floor, initial sk_rcvbuf, autotuning ceiling")
+    congestion_control: str = knob("cubic", unit="name", sysctl="net.ipv4.tcp_congestion_control",
+                                   choices=("cubic", "reno"),
+                                   src="Kconfig DEFAULT_TCP_CONG (cubic; the reference VM builds bbr, not modelled)",
+                                   help="congestion control of new sockets")
+    timestamps: bool = knob(True, unit="bool", sysctl="net.ipv4.tcp_timestamps", src="tcp_sk_init: 1",
+                            help="RFC 7323 timestamps (12 option bytes per segment: MSS 1448 at MTU 1500)")
+    window_scaling: bool = knob(True, unit="bool", sysctl="net.ipv4.tcp_window_scaling", src="tcp_sk_init: 1",
+                                help="RFC 7323 window scaling")
+    autocorking: bool = knob(True, unit="bool", sysctl="net.ipv4.tcp_autocorking", src="tcp_sk_init: 1",
+                             help="hold a small tail skb while earlier skbs of the socket are below TCP")
+    moderate_rcvbuf: bool = knob(True, unit="bool", sysctl="net.ipv4.tcp_moderate_rcvbuf", src="tcp_sk_init: 1",
+                                 help="receive buffer autotuning (DRS, tcp_rcv_space_adjust)")
+    slow_start_after_idle: bool = knob(True, unit="bool", sysctl="net.ipv4.tcp_slow_start_after_idle",
+                                       src="tcp_sk_init: 1", help="restart cwnd after an idle RTO (RFC 2861)")
+    notsent_lowat_bytes: int = knob(4294967295, unit="bytes", sysctl="net.ipv4.tcp_notsent_lowat",
+                                    src="tcp_sk_init: UINT_MAX", help="unsent bytes above which a writer blocks")
+    limit_output_bytes: int = knob(4194304, unit="bytes", sysctl="net.ipv4.tcp_limit_output_bytes",
+                                   src="tcp_sk_init: 4 MiB (6.16+)", help="TCP Small Queues cap below TCP")
+    min_tso_segs: int = knob(2, unit="segments", sysctl="net.ipv4.tcp_min_tso_segs", src="tcp_sk_init: 2",
+                             help="floor of tcp_tso_autosize")
+    tso_rtt_log: int = knob(9, unit="log2(us)", sysctl="net.ipv4.tcp_tso_rtt_log", src="tcp_sk_init: 9",
+                            help="TSO bonus halves every 2^this microseconds of min RTT")
+    pacing_ss_ratio: int = knob(200, unit="%", sysctl="net.ipv4.tcp_pacing_ss_ratio", src="tcp_sk_init: 200",
+                                help="pacing rate (sizes TSO bursts) in slow start, percent of cwnd/srtt")
+    pacing_ca_ratio: int = knob(120, unit="%", sysctl="net.ipv4.tcp_pacing_ca_ratio", src="tcp_sk_init: 120",
+                                help="pacing rate in congestion avoidance, percent of cwnd/srtt")
+    reordering: int = knob(3, unit="segments", sysctl="net.ipv4.tcp_reordering",
+                           src="TCP_FASTRETRANS_THRESH", help="duplicate ACK threshold")
+    rto_min_s: float = knob(0.2, unit="s", sysctl="net.ipv4.tcp_rto_min_us", to_si=1e-6,
+                            src="TCP_RTO_MIN = HZ/5", help="minimum retransmission timeout")
+    rto_max_s: float = knob(120.0, unit="s", sysctl="net.ipv4.tcp_rto_max_ms", to_si=1e-3,
+                            src="TCP_RTO_MAX = 120*HZ", help="maximum retransmission timeout")
+    syn_retries: int = knob(6, unit="retries", sysctl="net.ipv4.tcp_syn_retries", src="TCP_SYN_RETRIES",
+                            help="SYN retransmissions before connect() fails (plus the linear ones)")
+    syn_linear_timeouts: int = knob(4, unit="retries", sysctl="net.ipv4.tcp_syn_linear_timeouts",
+                                    src="tcp_sk_init: 4 (6.5+)", help="SYN retransmissions at a constant 1 s")
+    synack_retries: int = knob(5, unit="retries", sysctl="net.ipv4.tcp_synack_retries", src="TCP_SYNACK_RETRIES",
+                               help="SYN-ACK retransmissions")
+    retries2: int = knob(15, unit="retries", sysctl="net.ipv4.tcp_retries2", src="TCP_RETR2",
+                         help="data retransmissions (RTO backoffs) before the connection is dropped")
+    pingpong_thresh: int = knob(1, unit="exchanges", sysctl="net.ipv4.tcp_pingpong_thresh", src="tcp_sk_init: 1",
+                                help="replies within ato before delayed ACKs turn interactive")
+    comp_sack_delay_s: float = knob(0.001, unit="s", sysctl="net.ipv4.tcp_comp_sack_delay_ns", to_si=1e-9,
+                                    src="tcp_sk_init: NSEC_PER_MSEC", help="longest delay of a compressed SACK")
+    comp_sack_nr: int = knob(44, unit="acks", sysctl="net.ipv4.tcp_comp_sack_nr", src="tcp_sk_init: 44",
+                             help="SACKs compressed into one at most")
+    app_win: int = knob(31, unit="log2", sysctl="net.ipv4.tcp_app_win", src="tcp_sk_init: 31",
+                        help="part of the receive buffer kept for the application (window_clamp)")
+    init_cwnd_segs: int = knob(10, unit="segments", src="TCP_INIT_CWND (RFC 6928)", help="initial congestion window")
+    rto_initial_s: float = knob(1.0, unit="s", src="TCP_TIMEOUT_INIT (RFC 6298)", help="RTO before an RTT sample")
+    delack_min_s: float = knob(0.04, unit="s", src="TCP_DELACK_MIN = TCP_ATO_MIN = HZ/25",
+                               help="shortest delayed-ACK timer")
+    delack_max_s: float = knob(0.2, unit="s", src="TCP_DELACK_MAX = HZ/5", help="longest delayed-ACK timer")
+    max_quickacks: int = knob(16, unit="acks", src="TCP_MAX_QUICKACKS", help="ACKs sent at once in quick-ACK mode")
+    max_tcp_header_bytes: int = knob(256, unit="bytes", src="MAX_TCP_HEADER on x86_64 6.18 (per_mss 2304 observed)",
+                                     help="headroom of a TCP skb; sizes tcp_sndbuf_expand and skb truesize")
+    gso_max_size_bytes: int = knob(65536, unit="bytes", src="GSO_LEGACY_MAX_SIZE (ip -d link: gso_max_size)",
+                                   help="largest GSO/TSO skb a device takes")
+
+
+@dataclass(frozen=True, slots=True)
 class StackParams:
     """All per-namespace parameters together."""
 
@@ -157,6 +238,7 @@ class StackParams:
     icmp: IcmpParams = IcmpParams()
     core: CoreParams = CoreParams()
     bridge: BridgeParams = BridgeParams()
+    tcp: TcpParams = TcpParams()
 
 
 @dataclass(frozen=True)
@@ -173,7 +255,28 @@ class Sysctl:
     convert: Callable[[Any], Any]
 
 
-def _converter(ftype: Any, to_si: float) -> Callable[[Any], Any]:
+def _converter(ftype: Any, to_si: float, default: Any = None, choices: tuple[str, ...] = ()) -> Callable[[Any], Any]:
+    if choices:
+        def conv_name(v: Any) -> Any:
+            if not isinstance(v, str) or v.strip() not in choices:
+                extra = " (bbr is not modelled)" if str(v).strip() == "bbr" else ""
+                raise ValueError(f"expected one of {', '.join(choices)}, got {v!r}{extra}")
+            return v.strip()
+        return conv_name
+    if isinstance(default, tuple):
+        n = len(default)
+
+        def conv_vec(v: Any) -> Any:
+            parts = v.split() if isinstance(v, str) else None
+            if not parts or len(parts) != n or not all(p.isdigit() for p in parts):
+                raise ValueError(f"expected {n} non-negative integers separated by spaces (as in /proc/sys), "
+                                 f"got {v!r}")
+            vals = tuple(int(p) for p in parts)
+            if list(vals) != sorted(vals):
+                raise ValueError(f"values must not decrease (min default max), got {v!r}")
+            return vals
+        return conv_vec
+
     def conv(v: Any) -> Any:
         if isinstance(v, bool):
             v = int(v)
@@ -197,7 +300,8 @@ def _converter(ftype: Any, to_si: float) -> Callable[[Any], Any]:
     return conv
 
 
-_GROUPS = {"neigh": NeighParams, "ip": IpParams, "icmp": IcmpParams, "core": CoreParams, "bridge": BridgeParams}
+_GROUPS = {"neigh": NeighParams, "ip": IpParams, "icmp": IcmpParams, "core": CoreParams, "bridge": BridgeParams,
+           "tcp": TcpParams}
 
 
 def _build_sysctls() -> dict[str, Sysctl]:
@@ -209,7 +313,8 @@ def _build_sysctls() -> dict[str, Sysctl]:
                 continue
             out[name] = Sysctl(name=name, group=group, field=f.name, unit=f.metadata["unit"], default=f.default,
                                src=f.metadata["src"], help=f.metadata["help"],
-                               convert=_converter(f.type, f.metadata["to_si"]))
+                               convert=_converter(f.type, f.metadata["to_si"], f.default,
+                                                  f.metadata.get("choices", ())))
     return out
 
 

@@ -49,6 +49,8 @@ _PORT_LO, _PORT_HI = 32768, 60999
 class UdpSock:
     """A UDP socket owned by one application process (pinned to ``cpu``)."""
 
+    lazy_tx = True                      # NIC TX completions are applied when read (tx_complete_at)
+
     def __init__(self, ns: "Netns", cpu: "Cpu", port: int = 0) -> None:
         self.ns = ns
         self.ctx = ns.ctx
@@ -91,10 +93,10 @@ class UdpSock:
         self.write_blocked = True
         self._arm_wake()
 
-    def tx_completes_at(self, t_s: float, skb: Skb) -> None:
-        """The driver will free ``skb`` at ``t_s`` (TX completion); release the charge then."""
-        skb.sk = None
-        heapq.heappush(self._tx_done, (t_s, skb.truesize))
+    def tx_complete_at(self, t_s: float, truesize: int) -> None:
+        """The driver will free an skb of ``truesize`` at ``t_s`` (TX completion); the charge
+        is released then, when next read, without an event of its own."""
+        heapq.heappush(self._tx_done, (t_s, truesize))
         if self.write_blocked:
             self._arm_wake()
 

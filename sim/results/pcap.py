@@ -2,9 +2,14 @@
 
 Frames are rebuilt from an :class:`~simnet.models.linux.skb.Skb`'s headers: Ethernet, ARP,
 IPv4 (with its header checksum), UDP (checksum over the pseudo-header and the datagram; the
-payload is zeros) and ICMP errors quoting the offending packet; a VXLAN packet carries the
-VXLAN header and the inner frame's bytes (sliced across outer fragments), an ESP packet its
-SPI and sequence number followed by zeros (the ciphertext). Files use the
+payload is zeros), TCP (sequence and acknowledgement numbers modulo 2^32, flags, the window
+field, options laid out as Linux's ``tcp_options_write`` does — MSS, SACK-permitted +
+timestamps, NOP + window scale on a SYN; NOP NOP + timestamps and NOP NOP + SACK blocks
+otherwise — and the checksum over the pseudo-header and segment) and ICMP errors quoting the
+offending packet; a VXLAN packet carries the VXLAN header and the inner frame's bytes (sliced
+across outer fragments), an ESP packet its SPI and sequence number followed by zeros (the
+ciphertext). A TSO/GSO super-segment captured before segmentation is written as the one
+large packet tcpdump shows. Files use the
 nanosecond-resolution pcap format (magic ``0xa1b23c4d``), link type Ethernet.
 """
 
@@ -15,7 +20,7 @@ import struct
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from simnet.models.linux.skb import ETH_P_ARP, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_UDP, Skb
+from simnet.models.linux.skb import ETH_P_ARP, IPPROTO_ESP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Skb
 
 __all__ = ["PcapWriter", "frame_bytes", "ip_checksum"]
 
@@ -58,6 +63,44 @@ def _vxlan_datagram(skb: Skb) -> bytes:
     return _udp_header(skb, payload) + payload
 
 
+def _tcp_options(skb: Skb) -> bytes:
+    so = skb.syn_opts
+    if so is not None:
+        mss, sack_ok, ts_ok, wscale, _n = so
+        out = struct.pack("!BBH", 2, 4, mss)
+        if ts_ok:
+            out += (struct.pack("!BB", 4, 2) if sack_ok else b"\x01\x01") + struct.pack("!BBII", 8, 10, skb.tsval,
+                                                                                     skb.tsecr)
+        elif sack_ok:
+            out += b"\x01\x01\x04\x02"
+        if wscale >= 0:
+            out += struct.pack("!BBBB", 1, 3, 3, wscale)
+        return out
+    out = b""
+    sack_len = 4 + 8 * len(skb.sack) if skb.sack else 0
+    if skb.tcp_hlen - 20 - sack_len == 12:          # NOP NOP TIMESTAMP
+        out = struct.pack("!BBBBII", 1, 1, 8, 10, skb.tsval, skb.tsecr)
+    if skb.sack:
+        out += struct.pack("!BBBB", 1, 1, 5, 2 + 8 * len(skb.sack))
+        for a, b in skb.sack:
+            out += struct.pack("!II", a & 0xFFFFFFFF, b & 0xFFFFFFFF)
+    return out
+
+
+def _tcp_segment(skb: Skb, body_len: int) -> bytes:
+    hlen = skb.tcp_hlen
+    opts = _tcp_options(skb)
+    opts += bytes(hlen - 20 - len(opts))
+    off_flags = ((hlen // 4) << 12) | (skb.tcp_flags & 0x1FF)
+    hdr = struct.pack("!HHIIHHHH", skb.sport, skb.dport, skb.seq & 0xFFFFFFFF, skb.ack_seq & 0xFFFFFFFF,
+                      off_flags, skb.window & 0xFFFF, 0, 0) + opts
+    pseudo = skb.saddr.to_bytes(4, "big") + skb.daddr.to_bytes(4, "big") + struct.pack("!BBH", 0, IPPROTO_TCP,
+                                                                                        body_len)
+    c = ip_checksum(pseudo + hdr)           # a zero payload adds nothing to the sum
+    hdr = hdr[:16] + struct.pack("!H", c) + hdr[18:]
+    return hdr + bytes(body_len - hlen)
+
+
 def _ip_packet(skb: Skb) -> bytes:
     """The L3 packet (IP header and payload) of ``skb``."""
     l3 = skb.l3_len
@@ -74,6 +117,8 @@ def _ip_packet(skb: Skb) -> bytes:
             body = body[:body_len]
         else:
             body = bytes(body_len)
+    elif skb.proto == IPPROTO_TCP and skb.frag_off == 0:
+        body = _tcp_segment(skb, body_len)
     elif skb.proto == IPPROTO_ICMP:
         quote = skb.icmp_quote
         qbytes = _ip_packet(quote)[: body_len - 8] if quote is not None else b""

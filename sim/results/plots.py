@@ -1,4 +1,4 @@
-"""Plots of a run: latency CDF, per-layer breakdown, topology.
+"""Plots of a run: latency CDF, per-layer breakdown, topology, TCP windows and throughput.
 
 Each ``plot_*`` function draws on the axes it is given, or on new pyplot axes (so that they
 show inline in a notebook); :func:`write_plots` draws on pyplot-free figures, which needs no
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 if TYPE_CHECKING:
     from .results import Results
 
-__all__ = ["write_plots", "plot_latency_cdf", "plot_breakdown", "plot_topology", "plot_flows"]
+__all__ = ["write_plots", "plot_latency_cdf", "plot_breakdown", "plot_topology", "plot_flows", "plot_tcp"]
 
 _META = {"metadata": {"Software": None}}   # keep PNG bytes free of version stamps
 
@@ -145,6 +145,54 @@ def plot_flows(res: "Results", axes=None):
     axes[0].set_title(f"{res.scenario}: latency and throughput per flow", loc="left")
     for ax in axes:
         ax.grid(alpha=0.3, axis="x")
+
+
+def _tcp_series(res: "Results") -> dict[str, dict[str, np.ndarray]]:
+    by: dict[str, dict[str, list]] = {}
+    for r in res.timeseries:
+        d = by.setdefault(r["flow"], {"t": [], "cwnd": [], "ssthresh": [], "acked": []})
+        d["t"].append(r["t_s"])
+        d["cwnd"].append(r["cwnd"])
+        d["ssthresh"].append(r["ssthresh"])
+        d["acked"].append(r["bytes_acked"])
+    return {k: {c: np.asarray(v, dtype=float) for c, v in d.items()} for k, d in by.items()}
+
+
+def plot_tcp(res: "Results", axes=None):
+    """Per TCP flow over time: cwnd and ssthresh (segments) on top, throughput below.
+
+    Throughput is bytes ACKed per second over windows of 1/100 of the run (at least one
+    sample), so that a 1 ms sampling does not show every ACK burst. ssthresh is drawn once it
+    is set (Linux starts it at "infinity")."""
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        axes = plt.figure(figsize=(8, 6)).subplots(2, 1, sharex=True)
+    ax_w, ax_t = axes
+    series = _tcp_series(res)
+    for i, (name, d) in enumerate(series.items()):
+        t = d["t"]
+        if len(t) < 2:
+            continue
+        color = f"C{i % 10}"
+        ax_w.plot(t, d["cwnd"], color=color, lw=1.2, label=f"{name} cwnd")
+        ss = d["ssthresh"].copy()
+        ss[ss > 10 * max(d["cwnd"].max(), 10)] = np.nan
+        if np.isfinite(ss).any():
+            ax_w.plot(t, ss, color=color, lw=0.9, ls="--", label=f"{name} ssthresh")
+        step = max(1, len(t) // 100)
+        tt, aa = t[::step], d["acked"][::step]
+        if len(tt) >= 2:
+            rate = np.diff(aa) * 8 / np.diff(tt) / 1e6
+            ax_t.step(tt[1:], rate, where="pre", color=color, lw=1.2, label=name)
+    ax_w.set_ylabel("segments")
+    ax_w.set_title(f"{res.scenario}: congestion window")
+    ax_t.set_ylabel("throughput (Mbit/s)")
+    ax_t.set_xlabel("time (s)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return axes
 
 
@@ -162,3 +210,7 @@ def write_plots(res: "Results", out: Path) -> None:
     fig = Figure(figsize=(10, 0.8 + 0.35 * max(1, len(res.flows))))
     plot_flows(res, fig.subplots(1, 2))
     fig.savefig(out / "flows.png", dpi=110, bbox_inches="tight", **_META)
+    if res.timeseries:
+        fig = Figure(figsize=(8, 6))
+        plot_tcp(res, fig.subplots(2, 1, sharex=True))
+        fig.savefig(out / "tcp.png", dpi=110, bbox_inches="tight", **_META)

@@ -8,9 +8,14 @@ summary.json       scenario, engine, seed, simulated and wall seconds, events, p
 counters.json      per namespace (a host's under its name, a container's under its name): ``dev``
                    (``/sys/class/net/*/statistics``), ``snmp`` (``/proc/net/snmp``: Ip, Icmp,
                    IcmpMsg, Udp; IpExt), ``arp`` (frames sent and received), ``qdisc``, ``hostname``
-flows.csv          per flow: packets, bytes, start/end, goodput, loss, latency mean/p50/p99
+flows.csv          per flow: packets, bytes, start/end, goodput, loss, retransmits, latency mean/p50/p99
 breakdown.csv      per flow and layer: seconds in total, per packet, share of the latency
-latency.csv        per flow, every packet's send time and latency (one-way for udp, round trip for udp_rr)
+latency.csv        per flow, every packet's send time and latency (one-way for udp, round trip for udp_rr;
+                   for TCP: per write() of tcp_bulk/tcp_stream, per transaction of tcp_rr)
+timeseries.csv     per TCP flow, sampled every ``run.sample``: cwnd, ssthresh, srtt, RTO, bytes in flight,
+                   send buffer size and fill, peer window, throughput (bytes ACKed), retransmissions
+tcp.json           per TCP flow: TCP_INFO of the client's and the server's socket (the kernel's field
+                   names), connect and establish times, per-interval throughput (tcp_stream)
 pcap/              ``<netns>-<dev>.pcap`` per device, when asked for
 plots/             latency CDF, per-layer breakdown, topology
 =================  ================================================================================
@@ -81,6 +86,8 @@ class FlowResult:
     sent_s: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     layers_s: dict[str, float] = field(default_factory=dict, repr=False)   # summed over packets
     layer_packets: int = 0
+    retransmits: int = 0
+    tcp: dict[str, Any] = field(default_factory=dict, repr=False)          # tcp_info, intervals
 
     @property
     def lost(self) -> int:
@@ -109,7 +116,7 @@ class FlowResult:
             "sport": self.sport, "dport": self.dport,
             "packets_sent": self.packets_sent, "packets_delivered": self.packets_delivered, "lost": self.lost,
             "bytes_sent": self.bytes_sent, "bytes_delivered": self.bytes_delivered,
-            "send_errors": self.send_errors, "timeouts": self.timeouts, "retransmits": 0,
+            "send_errors": self.send_errors, "timeouts": self.timeouts, "retransmits": self.retransmits,
             "start_s": self.start_s, "end_s": self.end_s, "completion_s": self.duration_s,
             "goodput_bps": self.goodput_bps,
             "latency_mean_s": float(lat.mean()) if len(lat) else None,
@@ -147,6 +154,7 @@ class Results:
     cost_profile: str = ""
     graph: "nx.MultiDiGraph | None" = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    timeseries: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def flow(self, name: str) -> FlowResult:
         for f in self.flows:
@@ -202,6 +210,10 @@ class Results:
         (out / "latency.csv").write_text(_csv(lat_rows, ["flow", "seq", "sent_s", "latency_s"]))
         for fname, obj in self.extra.get("files", {}).items():     # engine-specific files (netns.json)
             (out / fname).write_text(json.dumps(obj, indent=2) + "\n")
+        (out / "timeseries.csv").write_text(_csv(self.timeseries, list(TIMESERIES_COLUMNS)))
+        tcp = {f.name: f.tcp for f in self.flows if f.proto == "tcp"}
+        if tcp:
+            (out / "tcp.json").write_text(json.dumps(tcp, indent=2) + "\n")
         if plots:
             from .plots import write_plots
 
@@ -233,6 +245,9 @@ class Results:
         return {"flows": flows, "breakdown": breakdown, "latency": latency,
                 "counters": pd.DataFrame(rows, columns=["netns", "group", "name", "counter", "value"])}
 
+
+TIMESERIES_COLUMNS = ("t_s", "flow", "cwnd", "ssthresh", "srtt_s", "rto_s", "packets_in_flight", "bytes_in_flight",
+                      "sndbuf", "wmem_queued", "snd_wnd", "bytes_acked", "throughput_bps", "retrans", "ca_state")
 
 FLOW_COLUMNS = ("flow", "app", "src", "dst", "proto", "sport", "dport", "packets_sent", "packets_delivered", "lost",
                 "bytes_sent", "bytes_delivered", "send_errors", "timeouts", "retransmits", "start_s", "end_s",
@@ -267,13 +282,23 @@ def collect(comp: "Compiled", net: Any, *, sim_time_s: float, wall_s: float, eve
     flows = []
     for st in net.flows:
         layers = dict(tracer.flow_layers.get(st.flow, {}))
+        tcp: dict[str, Any] = {}
+        if st.proto == "tcp":
+            from simnet.models.linux.tcp.info import tcp_info
+
+            tcp = {"connect_s": st.connect_s, "established_s": st.established_s,
+                   "client": tcp_info(st.client) if st.client is not None else None,
+                   "server": tcp_info(st.server) if st.server is not None else None,
+                   "intervals": [{"start_s": a, "end_s": b, "bytes": n, "bps": n * 8 / (b - a) if b > a else 0.0}
+                                 for a, b, n in st.intervals]}
         flows.append(FlowResult(
             name=st.name, app=st.app, src=st.src, dst=st.dst, proto=st.proto, sport=st.sport, dport=st.dport,
             packets_sent=st.sent, packets_delivered=st.delivered, bytes_sent=st.bytes_sent,
             bytes_delivered=st.bytes_delivered, send_errors=st.send_errors, timeouts=st.timeouts,
-            start_s=st.first_send_s, end_s=st.last_recv_s, latencies_s=np.asarray(st.latencies_s, dtype=float),
+            start_s=st.connect_s if st.proto == "tcp" else st.first_send_s, end_s=st.last_recv_s, latencies_s=np.asarray(st.latencies_s, dtype=float),
             sent_s=np.asarray(st.sent_s, dtype=float),
-            layers_s=layers, layer_packets=tracer.flow_layer_pkts.get(st.flow, 0)))
+            layers_s=layers, layer_packets=tracer.flow_layer_pkts.get(st.flow, 0),
+            retransmits=getattr(st, "retransmits", 0), tcp=tcp))
     counters: dict[str, Any] = {}
     for name in sorted(net.netns):
         ns = net.netns[name]
@@ -311,5 +336,5 @@ def collect(comp: "Compiled", net: Any, *, sim_time_s: float, wall_s: float, eve
     res = Results(scenario=comp.scenario.name, engine=engine, seed=comp.scenario.seed, sim_time_s=sim_time_s,
                   wall_s=wall_s, events=events, partial=partial, flows=flows, counters=counters,
                   drops=tracer.drop_counts(), ledger=ledger, cost_profile=costs.name, graph=comp.graph,
-                  extra={"cpu": cpu})
+                  extra={"cpu": cpu}, timeseries=list(getattr(net, "timeseries", [])))
     return res

@@ -249,10 +249,13 @@ def check(sc: Scenario) -> None:
             raise ScenarioError("give either interval or rate, not both", path + ("rate",))
         if w.app == "udp" and w.rate is not None and w.payload == 0:
             raise ScenarioError("a rate needs a payload above 0 bytes", path + ("rate",))
-        key = ((w.from_, w.to) if w.to.startswith("127.") else w.to, "udp", w.port)
+        proto = "tcp" if w.app.startswith("tcp") else "udp"
+        key = ((w.from_, w.to) if w.to.startswith("127.") else w.to, proto, w.port)
         if key in servers and w.listen:
-            raise ScenarioError(f"port {w.port}/udp on {w.to} is already served by workloads[{servers[key]}]",
+            raise ScenarioError(f"port {w.port}/{proto} on {w.to} is already served by workloads[{servers[key]}]",
                                 path + ("port",))
+        if w.app == "tcp_rr" and w.writes > w.request:
+            raise ScenarioError(f"{w.writes} writes cannot carry a {w.request}-byte request", path + ("writes",))
         if w.listen:
             servers[key] = i
     if sc.run.until is not None and sc.run.until <= 0:

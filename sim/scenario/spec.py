@@ -18,8 +18,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from simnet.units import UnitError, parse_rate, parse_size, parse_time
 
 __all__ = [
-    "Scenario", "HostSpec", "NicSpec", "RouteSpec", "DaemonSpec", "LinkSpec", "SwitchSpec", "NetworkSpec", "AttachSpec",
-    "ContainerSpec", "UdpWorkload", "UdpRrWorkload", "Workload", "RunSpec", "PREDEFINED_NETWORKS",
+    "Scenario", "HostSpec", "NicSpec", "RouteSpec", "DaemonSpec", "LinkSpec", "SwitchSpec", "NetworkSpec",
+    "AttachSpec", "ContainerSpec", "OffloadSpec", "UdpWorkload", "UdpRrWorkload", "TcpBulkWorkload", "TcpRrWorkload",
+    "TcpStreamWorkload", "Workload", "RunSpec", "PREDEFINED_NETWORKS",
     "RENAMED_KEYS",
 ]
 
@@ -96,6 +97,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _fraction(v: Any) -> Any:
+    if isinstance(v, str):
+        t = v.strip()
+        try:
+            return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+        except ValueError:
+            raise ValueError(f"bad probability {v!r} (expected e.g. 0.01 or 1%)") from None
+    return v
+
+
+Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0),
+                     WithJsonSchema({"oneOf": [{"type": "number", "minimum": 0, "maximum": 1},
+                                               {"type": "string", "pattern": r"^[0-9.]+\s*%$"}],
+                                     "examples": [0.01, "1%"], "description": "probability"})]
+
+
+class OffloadSpec(_Strict):
+    """ethtool -K: offload features of a host's or container's interfaces (unset: the default)."""
+
+    tso: bool | None = Field(None, description="TCP segmentation offload (default on); off: segmented in "
+                                               "software (GSO) before the device")
+    gro: bool | None = Field(None, description="generic receive offload on physical NICs (default on)")
+
+
 class NicSpec(_Strict):
     """A physical NIC. Unset fields fall back to the host's ``nic:`` and then to Linux's defaults."""
 
@@ -135,6 +160,8 @@ class HostSpec(_Strict):
     sysctls: dict[str, int | str] = Field(default_factory=dict)
     routes: list[RouteSpec] = Field(default_factory=list)
     daemon: DaemonSpec = DaemonSpec()
+    offloads: OffloadSpec = Field(OffloadSpec(), description="offloads of every interface of the host's own "
+                                                             "namespace and of its bridges and host-side veths")
 
 
 class SwitchSpec(_Strict):
@@ -148,11 +175,27 @@ class SwitchSpec(_Strict):
 
 
 class LinkSpec(_Strict):
-    """A cable between two hosts' NICs, or a host's NIC and a switch: ``host``, ``host:ifname`` or a switch."""
+    """A cable between two hosts' NICs, or a host's NIC and a switch (``host``, ``host:ifname`` or a
+    switch at each end), with the impairments tbf and netem put on a real link."""
 
     endpoints: Annotated[list[str], Field(min_length=2, max_length=2)]
     delay: Time = Field(0.0, description="one-way propagation delay")
     subnet: Subnet | None = Field(None, description="addresses for the two NICs (default 10.0.<n>.0/24)")
+    rate: Rate | None = Field(None, description="link rate in both directions (the NICs send at the lower of it "
+                                                "and their own rate)")
+    queue: Annotated[int, Field(ge=1)] | None = Field(None, description="frames that may wait at each end "
+                                                                        "(a tbf/pfifo limit; the driver ring "
+                                                                        "holds one)")
+    jitter: Time = Field(0.0, description="each frame's delay is drawn uniformly from delay ± jitter (a seeded "
+                                          "stream per link end, floored at 0), frames keep their order (netem "
+                                          "delay with jitter and a pfifo child)")
+    loss: Fraction = Field(0.0, description="probability that a frame is lost, each direction, from a seeded "
+                                            "stream per link end")
+    drop: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list,
+                                                     description="frames to lose: their numbers, from 1, among "
+                                                                 "the frames endpoints[0] sends on this link")
+    drop_back: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list,
+                                                          description="likewise for frames endpoints[1] sends")
 
 
 class NetworkSpec(_Strict):
@@ -184,6 +227,7 @@ class ContainerSpec(_Strict):
                              "[hostip:]hostport:containerport[/udp|tcp]")
     links: list[str] = Field(default_factory=list, description="legacy --link: name or name:alias (an /etc/hosts "
                                                                "entry in this container)")
+    offloads: OffloadSpec = Field(OffloadSpec(), description="offloads of the container's own interfaces")
 
     def attachments(self) -> list[tuple[str, AttachSpec]]:
         """(network, endpoint settings) in declaration order; the default bridge if none."""
@@ -237,9 +281,53 @@ class UdpRrWorkload(_WorkloadBase):
     sport: Port | None = None
 
 
-Workload = Annotated[Union[UdpWorkload, UdpRrWorkload], Field(discriminator="app")]
+class _TcpWorkload(_WorkloadBase):
+    """Socket options every TCP workload takes."""
 
-WORKLOAD_APPS = ("udp", "udp_rr")
+    nodelay: bool = Field(False, description="TCP_NODELAY on both ends (Nagle off)")
+    cork: bool = Field(False, description="TCP_CORK on the sending side (only full segments until close)")
+    sndbuf: Size | None = Field(None, description="SO_SNDBUF of the sending side (doubled by the kernel; turns "
+                                                  "send-buffer autotuning off)")
+    rcvbuf: Size | None = Field(None, description="SO_RCVBUF of the receiving side (doubled by the kernel; turns "
+                                                  "receive-buffer autotuning off)")
+    congestion: Literal["cubic", "reno"] | None = Field(
+        None, description="TCP_CONGESTION of both ends (default: net.ipv4.tcp_congestion_control)")
+
+
+class TcpBulkWorkload(_TcpWorkload):
+    """A bulk transfer (a file copy): connect, write ``size`` bytes, close."""
+
+    app: Literal["tcp_bulk"]
+    size: Annotated[Size, Field(gt=0)]
+    write: Annotated[Size, Field(gt=0)] = Field(131072, description="bytes per write() (iperf3's 128 KiB)")
+    read: Annotated[Size, Field(gt=0)] = Field(131072, description="bytes per recv() at the server")
+
+
+class TcpStreamWorkload(_TcpWorkload):
+    """iperf3 -t: write for ``duration``; per-interval throughput at the receiver."""
+
+    app: Literal["tcp_stream"]
+    duration: Annotated[Time, Field(gt=0)]
+    write: Annotated[Size, Field(gt=0)] = Field(131072, description="bytes per write()")
+    read: Annotated[Size, Field(gt=0)] = Field(131072, description="bytes per recv() at the server")
+    report: Annotated[Time, Field(gt=0)] = Field(1.0, description="throughput reporting interval")
+
+
+class TcpRrWorkload(_TcpWorkload):
+    """TCP request/response on one connection (netperf TCP_RR): ``count`` transactions."""
+
+    app: Literal["tcp_rr"]
+    count: Annotated[int, Field(ge=0, strict=True)]
+    request: Annotated[Size, Field(ge=1)] = 1
+    response: Annotated[Size, Field(ge=1)] = 1
+    writes: Annotated[int, Field(ge=1, strict=True)] = Field(1, description="write() calls per request")
+    interval: Time = Field(0.0, description="think time between transactions")
+
+
+Workload = Annotated[Union[UdpWorkload, UdpRrWorkload, TcpBulkWorkload, TcpStreamWorkload, TcpRrWorkload],
+                     Field(discriminator="app")]
+
+WORKLOAD_APPS = ("udp", "udp_rr", "tcp_bulk", "tcp_stream", "tcp_rr")
 
 
 class RunSpec(_Strict):
@@ -250,6 +338,8 @@ class RunSpec(_Strict):
     engine: Literal["des", "netns", "des,netns"] = Field(
         "des", description="des (simulation), netns (replay on real namespaces, needs root) or des,netns (both, "
                            "compared)")
+    sample: Annotated[Time, Field(gt=0)] = Field(0.001, description="interval of the TCP timeseries samples "
+                                                                   "(timeseries.csv)")
 
 
 class Scenario(_Strict):

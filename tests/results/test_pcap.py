@@ -577,8 +577,8 @@ def test_what_one_end_sends_the_other_receives(runs, scenario):
         _, rx_b = classify(run, b)
         kind = run.devices[a]["kind"]
         if kind == "veth":
-            # veth_xmit hands the frame to the CPU's backlog; the peer receives it when the
-            # backlog is drained: the same frames, in order, never earlier than sent
+            # veth_xmit hands the frame to the peer's netif_rx; the capture sees it when the CPU's
+            # backlog is processed (__netif_receive_skb), in order, never before it was sent
             assert [r.data for r in tx_a] == [r.data for r in rx_b], f"{a} -> {b}"
             assert all(r.ts_ns >= t.ts_ns for t, r in zip(tx_a, rx_b)), f"{a} -> {b}: received before sent"
         else:

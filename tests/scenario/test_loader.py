@@ -187,7 +187,7 @@ def test_unknown_key_without_close_match_lists_the_keys():
         """)
     assert e.path == ("run", "colour")
     assert e.line == 3
-    assert e.message == "unknown key (expected one of: until, engine)"
+    assert e.message == "unknown key (expected one of: until, engine, sample)"
 
 
 def test_renamed_key_names_the_new_one():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import zlib
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from typing import Any, Callable
 
 from simnet.compile import Compiled, WorkloadPlan
 from simnet.kernel import SimContext
+from simnet.models.apps.tcp import (SockOpts, TcpBulkClient, TcpFlowStats, TcpRrClient, TcpRrServer, TcpSink,
+                                    TcpStreamClient)
 from simnet.models.apps.udp import FlowStats, UdpRrClient, UdpRrServer, UdpSender, UdpSink
 from simnet.models.linux.bridge import Bridge
 from simnet.models.linux.cpu import CostProfile
@@ -41,6 +44,7 @@ class Network:
     switches: dict[str, Switch] = field(default_factory=dict)
     apps: list[Any] = field(default_factory=list)
     flows: list[FlowStats] = field(default_factory=list)
+    timeseries: list[dict[str, Any]] = field(default_factory=list)
 
     def validate(self) -> None:
         """Wiring checks before t = 0."""
@@ -62,11 +66,13 @@ class Network:
                 out.extend(n.arp_queue)
         for ns in self.netns.values():
             out.extend(ns.reasm.in_flight())
+            for sk in ns.tcp.socks:
+                out.extend(sk.backlog)
         for sw in self.switches.values():
             out.extend(sw.in_flight())
         for host in self.hosts.values():
             for cpu in host.cpus:
-                for _fn, arg, skb in cpu.queue:
+                for _fn, arg, skb in (*cpu.queue, *cpu.softq):
                     if isinstance(skb, Skb):
                         out.append(skb)
                     elif isinstance(arg, Skb):
@@ -163,8 +169,21 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             devices[nid] = Loopback(ns)
         elif kind == "nic":
             p = NicParams(rate_bps=d["rate_bps"], mtu_bytes=d["mtu"], txqueuelen_pkts=d["txqueuelen"],
-                          tx_ring_pkts=d["tx_ring"])
-            devices[nid] = Nic(ns, d["ifname"], mac, p)
+                          tx_ring_pkts=d["tx_ring"], tso=d.get("tso", True), gro=d.get("gro", True))
+            wire = next((e for _u, _v, e in g.out_edges(nid, data=True) if e["kind"] == "wire"), None)
+            if wire is not None:
+                p = dataclasses.replace(
+                    p, rate_bps=min(p.rate_bps, wire["rate_bps"] or p.rate_bps), loss=wire["loss"],
+                    queue_pkts=wire["queue"] or 0)
+            devices[nid] = nic = Nic(ns, d["ifname"], mac, p)
+            if wire is not None:
+                nic.drop_frames = frozenset(wire["drop"])
+                nic.impaired = bool(nic.drop_frames or wire["loss"] or wire.get("jitter_s"))
+                if wire["loss"]:
+                    nic.loss_rng = ctx.rng(f"link-loss:{nid}")
+                if wire.get("jitter_s"):
+                    nic.jitter_s = wire["jitter_s"]
+                    nic.jitter_rng = ctx.rng(f"link-jitter:{nid}")
         elif kind == "bridge":
             devices[nid] = Bridge(ns, d["ifname"], mac, d["mtu"], ageing_s=ns.params.bridge.ageing_time_s,
                                   nf_call_iptables=ns.params.bridge.nf_call_iptables)
@@ -189,6 +208,9 @@ def build_network(comp: Compiled, ctx: SimContext, costs: CostProfile) -> Networ
             devices[nid] = Ipvlan(ns, d["ifname"], d["mtu"], port=port)
         else:
             raise WiringError(f"unknown device kind {kind!r} for {nid}")
+    for nid, d in g.nodes(data=True):
+        if d["kind"] != "netns" and d["kind"] != "nic" and nid in devices:
+            devices[nid].tso = d.get("tso", True)
     # addresses, masters, wires
     for nid, d in g.nodes(data=True):
         if d["kind"] in ("netns", "switch"):
@@ -246,11 +268,14 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
     src = net.netns[wp.src_netns]
     dst = net.netns[wp.dst_netns] if wp.dst_netns is not None else None
     port = wp.listen_port or wp.dport
-    stats = FlowStats(flow=wp.index, name=wp.name, app=wp.app, src=w.from_, dst=w.to, proto="udp", dport=wp.dport)
-    net.flows.append(stats)
     daddr = ip_to_int(wp.daddr)
     if not w.listen:
         dst = None
+    if wp.app.startswith("tcp"):
+        _install_tcp(net, wp, src, dst, daddr, port, on_done)
+        return
+    stats = FlowStats(flow=wp.index, name=wp.name, app=wp.app, src=w.from_, dst=w.to, proto="udp", dport=wp.dport)
+    net.flows.append(stats)
     if wp.app == "udp":
         if dst is not None:
             net.apps.append(UdpSink(dst, dst.host.app_cpu(), stats, port=port, rcvbuf=w.rcvbuf, flows=net.flows))
@@ -263,5 +288,41 @@ def _install(net: Network, wp: WorkloadPlan, on_done: Callable[[Any], None]) -> 
         net.apps.append(UdpRrClient(src, src.host.app_cpu(), stats, daddr=daddr, dport=wp.dport, count=w.count,
                                     request=w.request, response=w.response, interval_s=w.interval,
                                     start_s=w.start, timeout_s=w.timeout, sport=w.sport or 0, on_done=on_done))
+    else:  # pragma: no cover - the loader refuses unknown apps
+        raise ValueError(f"unknown app {wp.app!r}")
+
+
+def _install_tcp(net: Network, wp: WorkloadPlan, src: Any, dst: Any, daddr: int, port: int,
+                 on_done: Callable[[Any], None]) -> None:
+    w = wp.spec
+    stats = TcpFlowStats(flow=wp.index, name=wp.name, app=wp.app, src=w.from_, dst=w.to, proto="tcp",
+                         dport=wp.dport)
+    net.flows.append(stats)
+    both = dict(nodelay=w.nodelay, cc=w.congestion)
+    if wp.app == "tcp_rr":
+        copts = SockOpts(sndbuf=w.sndbuf, rcvbuf=w.rcvbuf, **both)
+        sopts = copts
+    else:
+        copts = SockOpts(sndbuf=w.sndbuf, cork=w.cork, **both)
+        sopts = SockOpts(rcvbuf=w.rcvbuf, **both)
+    ccpu = src.host.app_cpu()
+    if wp.app == "tcp_bulk":
+        if dst is not None:
+            net.apps.append(TcpSink(dst, dst.host.app_cpu(), stats, port=port, opts=sopts, read=w.read))
+        net.apps.append(TcpBulkClient(src, ccpu, stats, size=w.size, write=w.write, daddr=daddr, dport=wp.dport,
+                                      start_s=w.start, opts=copts, on_done=on_done))
+    elif wp.app == "tcp_stream":
+        if dst is not None:
+            net.apps.append(TcpSink(dst, dst.host.app_cpu(), stats, port=port, opts=sopts, read=w.read,
+                                    report_s=w.report))
+        net.apps.append(TcpStreamClient(src, ccpu, stats, duration_s=w.duration, write=w.write, daddr=daddr,
+                                        dport=wp.dport, start_s=w.start, opts=copts, on_done=on_done))
+    elif wp.app == "tcp_rr":
+        if dst is not None:
+            net.apps.append(TcpRrServer(dst, dst.host.app_cpu(), stats, port=port, request=w.request,
+                                        response=w.response, opts=sopts))
+        net.apps.append(TcpRrClient(src, ccpu, stats, count=w.count, request=w.request, response=w.response,
+                                    writes=w.writes, interval_s=w.interval, daddr=daddr, dport=wp.dport,
+                                    start_s=w.start, opts=copts, on_done=on_done))
     else:  # pragma: no cover - the loader refuses unknown apps
         raise ValueError(f"unknown app {wp.app!r}")

@@ -24,6 +24,7 @@ from simnet.results.pcap import PcapWriter
 from simnet.results.results import Results, collect
 
 from .build import Network, build_network, install_workloads
+from .sampler import TcpSampler
 
 __all__ = ["run_des", "SLICE_S", "MAX_SIM_S"]
 
@@ -71,6 +72,7 @@ def run_des(comp: Compiled, *, pcap_dir: Path | None = None, costs: CostProfile 
         remaining[0] -= 1
 
     install_workloads(comp, net, on_done)
+    TcpSampler(net, sc.run.sample)
     if setup is not None:
         setup(net)
     until = sc.run.until

@@ -265,6 +265,8 @@ _register_drivers()
 def _sysctl_text(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return str(int(value))
+    if isinstance(value, (tuple, list)):
+        return " ".join(str(v) for v in value)
     return str(value).strip()
 
 
@@ -274,6 +276,8 @@ def _default_text(name: str) -> str:
         return str(int(s.default))
     if isinstance(s.default, float):
         return str(round(s.default / s.convert(1)))
+    if isinstance(s.default, (tuple, list)):
+        return " ".join(str(v) for v in s.default)
     return str(s.default)
 
 
@@ -298,6 +302,10 @@ def build_plan(g: nx.MultiDiGraph, prefix: str, features: KernelFeatures | None 
         values = list(NOISE_SYSCTLS)
         per_dev_neigh = []
         for name in SYSCTLS:
+            if name.startswith("net.ipv4.tcp_"):
+                # TCP is replayed by no agent yet (workloads.py refuses TCP workloads), and a
+                # namespace may only pick congestion controls the machine allows
+                continue
             v = node["sysctls"].get(name)
             text = _sysctl_text(name, v) if v is not None else _default_text(name)
             if name.startswith("net.ipv4.neigh.default."):

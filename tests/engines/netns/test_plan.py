@@ -167,8 +167,10 @@ def test_model_sysctls_are_written_with_the_model_values():
     # global or read-only in a namespace: not written
     assert "net.core.rmem_default" not in a and "net.core.netdev_max_backlog" not in a
     every = {k.replace("neigh.eth0.", "neigh.default.") for k in a}
-    assert set(SYSCTLS) - {"net.core.netdev_max_backlog", "net.core.wmem_default", "net.core.rmem_default",
-                           "net.core.wmem_max", "net.core.rmem_max"} <= every
+    tcp = {k for k in SYSCTLS if k.startswith("net.ipv4.tcp_")}      # no TCP agents yet: not replayed
+    assert tcp and not tcp & every
+    assert set(SYSCTLS) - tcp - {"net.core.netdev_max_backlog", "net.core.wmem_default", "net.core.rmem_default",
+                                 "net.core.wmem_max", "net.core.rmem_max"} <= every
 
 
 def test_sysctl_the_kernel_cannot_set_in_a_namespace_is_a_note():
