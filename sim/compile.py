@@ -15,11 +15,12 @@ engine consumes (engines never read the YAML). Steps:
    isolates its bridge networks from each other (DOCKER-ISOLATION);
 4. workloads: endpoints resolved to namespaces and addresses, and each path traced through
    the routing tables of the graph, so an unreachable target is a load-time error.
+
+Step 3 lives in :mod:`simnet.networks`, the static routing of step 4 in :mod:`simnet.routing`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -28,15 +29,15 @@ from typing import Any
 
 import networkx as nx
 
-from simnet.models.docker import DRIVERS, Endpoint, NetworkPlan, Peer, driver_for
+from simnet.models.docker import NetworkPlan
 from simnet.models.docker.bridge import bridge_ifname
 from simnet.models.docker.graph import add_device, add_netns, dev_id
 from simnet.rng import hex_id
-from simnet.models.docker.ipam import DEFAULT_BRIDGE_SUBNET, IpamError, allocate, pick_global_subnet, pick_subnet
-from simnet.models.docker.overlay import VXLAN_ID_START, overlay_mtu
-from simnet.models.linux.fib import RTN_LOCAL, Fib, Route
+from simnet.models.linux.fib import RTN_LOCAL, Fib
 from simnet.models.linux.params import NicParams, canonical_sysctl
 
+from .networks import build_networks, etc_hosts, host_of, publish_ports
+from .routing import PathTrace, build_fibs, l2_domains, trace_path
 from .scenario.loader import ScenarioError
 from .scenario.spec import Scenario
 
@@ -77,11 +78,6 @@ class Compiled:
 
     def devices(self, netns: str) -> list[str]:
         return [v for _u, v, k in self.graph.out_edges(netns, data="kind") if k == "member"]
-
-
-def _host_of(sc: Scenario, cname: str) -> str:
-    c = sc.containers[cname]
-    return c.host if c.host is not None else next(iter(sc.hosts))
 
 
 def _nic_params(sc: Scenario, host: str, ifname: str) -> NicParams:
@@ -196,7 +192,7 @@ def compile_scenario(sc: Scenario) -> Compiled:
     # -- container sandboxes ----------------------------------------------------------------
     container_netns: dict[str, str] = {}
     for cname, c in sc.containers.items():
-        hname = _host_of(sc, cname)
+        hname = host_of(sc, cname)
         nets = [n for n, _a in c.attachments()]
         if nets == ["host"] or (nets and sc.networks.get(nets[0]) is not None and sc.networks[nets[0]].driver == "host"):
             container_netns[cname] = hname
@@ -213,9 +209,9 @@ def compile_scenario(sc: Scenario) -> Compiled:
     for ns_spec in sc.networks.values():
         if ns_spec.subnet is not None:
             subnets_in_use.append(ns_spec.subnet)
-    plans = _build_networks(sc, g, container_netns, subnets_in_use)
-    _publish_ports(sc, g, plans, container_netns)
-    _etc_hosts(sc, g, container_netns)
+    plans = build_networks(sc, g, container_netns, subnets_in_use)
+    publish_ports(sc, g, plans, container_netns)
+    etc_hosts(sc, g, container_netns)
 
     # -- daemon settings: forwarding, isolation ---------------------------------------------
     for hname, h in sc.hosts.items():
@@ -263,240 +259,6 @@ def compile_scenario(sc: Scenario) -> Compiled:
     return comp
 
 
-# Drivers whose network is one address space across hosts (bridge networks are per host).
-_MULTI_HOST = ("overlay", "macvlan", "ipvlan")
-
-
-def _driver_of(sc: Scenario, net: str) -> str:
-    if net in ("bridge", "host", "none"):
-        return net
-    return sc.networks[net].driver
-
-
-def _vtep(g: nx.MultiDiGraph, host: str) -> IPv4Address | None:
-    """A host's VXLAN tunnel endpoint: the address of its first NIC (its swarm advertise address)."""
-    for _u, v, k in g.out_edges(host, data="kind"):
-        d = g.nodes[v]
-        if k == "member" and d["kind"] == "nic" and d["addrs"]:
-            return ipaddress.IPv4Interface(d["addrs"][0]).ip
-    return None
-
-
-def _build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str, str],
-                    subnets_in_use: list[IPv4Network]) -> dict[tuple[str, str], NetworkPlan]:
-    """IPAM and the driver of every network on every host that has members."""
-    net_order = ["bridge"] + [n for n in sc.networks]
-    members: dict[tuple[str, str], list[tuple[str, Any, int]]] = defaultdict(list)
-    for cname, c in sc.containers.items():
-        hname = _host_of(sc, cname)
-        for k, (net, attach) in enumerate(c.attachments()):
-            members[(net, hname)].append((cname, attach, k))
-    plans: dict[tuple[str, str], NetworkPlan] = {}
-    auto_subnets: dict[str, IPv4Network] = {}
-    parent_use: dict[tuple[str, str], tuple[str, str, str]] = {}
-    next_vni = VXLAN_ID_START
-    used_vnis: set[int] = set()
-    for spec in sc.networks.values():
-        vl = spec.options.get("com.docker.network.driver.overlay.vxlanid_list")
-        if spec.driver == "overlay" and vl:
-            used_vnis.add(int(vl))
-    for net in net_order:
-        spec = sc.networks.get(net)
-        driver = _driver_of(sc, net)
-        reg = driver_for(driver)
-        path = ("networks", net) if spec is not None else ("containers",)
-        options: dict[str, str] = dict(spec.options) if spec is not None else {}
-        multi = reg in _MULTI_HOST
-        subnet = gateway = None
-        addr_of: dict[str, IPv4Address] = {}
-        vni = None
-        if net == "bridge" or (reg in ("bridge",) + _MULTI_HOST and any(members.get((net, h)) for h in sc.hosts)):
-            if net == "bridge":
-                subnet = DEFAULT_BRIDGE_SUBNET
-            elif spec.subnet is not None:
-                subnet = spec.subnet
-            else:
-                try:
-                    if reg == "overlay":
-                        subnet = pick_global_subnet(subnets_in_use)
-                    else:
-                        subnet = pick_subnet(subnets_in_use + [DEFAULT_BRIDGE_SUBNET])
-                except IpamError as e:
-                    raise ScenarioError(str(e), path) from None
-                subnets_in_use.append(subnet)
-                auto_subnets[net] = subnet
-            gateway = spec.gateway if spec is not None else None
-            if multi:
-                # one allocation across hosts, in the order containers are declared (as if each
-                # host's network had been given a disjoint ip_range)
-                eps = [(cname, a) for cname, c in sc.containers.items() for (n, a) in c.attachments() if n == net]
-                hosts_on_it = [ipaddress.IPv4Interface(a).ip for _n, d in g.nodes(data=True) if d["kind"] == "nic"
-                               for a in d["addrs"] if ipaddress.IPv4Interface(a).ip in subnet]
-                try:
-                    gateway, addrs = allocate(subnet, gateway, [a.ipv4_address for _c, a in eps], hosts_on_it)
-                except IpamError as e:
-                    raise ScenarioError(str(e), path) from None
-                addr_of = {cname: addr for (cname, _a), addr in zip(eps, addrs)}
-            if reg == "overlay":
-                vl = options.get("com.docker.network.driver.overlay.vxlanid_list")
-                if vl:
-                    vni = int(vl)
-                else:
-                    while next_vni in used_vnis:
-                        next_vni += 1
-                    vni = next_vni
-                    used_vnis.add(vni)
-        mtu_opt = options.get("com.docker.network.driver.mtu")
-        mtu_given = (spec.mtu if spec is not None and spec.mtu else None) or (int(mtu_opt) if mtu_opt else None)
-        for hname in sc.hosts:
-            eps_h = members.get((net, hname), [])
-            # docker0 exists on every host that runs containers; other networks where they have members
-            if not eps_h and not (net == "bridge" and any(h == hname for (_n, h) in members)):
-                continue
-            plan_kw: dict[str, Any] = {}
-            if reg == "overlay":
-                vtep = _vtep(g, hname)
-                if vtep is None:
-                    raise ScenarioError(f"overlay network {net!r} needs an underlay: host {hname} has no NIC "
-                                        "(join it to the other hosts with links:)", path)
-                peers = []
-                for cname, c in sc.containers.items():
-                    ph = _host_of(sc, cname)
-                    if ph == hname:
-                        continue
-                    for k, (n, _a) in enumerate(c.attachments()):
-                        if n == net:
-                            peers.append(Peer(container=cname, sandbox=container_netns[cname], ifname=f"eth{k}",
-                                              address=addr_of[cname], host=ph, vtep=_vtep(g, ph)))
-                mtu = overlay_mtu(mtu_given, "encrypted" in options)
-                plan_kw.update(vni=vni, vtep=vtep, peers=tuple(peers))
-            elif reg in ("macvlan", "ipvlan"):
-                parent = options.get("parent")
-                if parent:
-                    pid = dev_id(hname, parent)
-                    if pid not in g or g.nodes[pid]["kind"] != "nic":
-                        nics = sorted(g.nodes[v]["ifname"] for _u, v, k in g.out_edges(hname, data="kind")
-                                      if k == "member" and g.nodes[v]["kind"] == "nic")
-                        raise ScenarioError(f"parent {parent} is not a NIC of host {hname} (its NICs: "
-                                            f"{', '.join(nics) or 'none'})", path + ("options", "parent"))
-                    key = (hname, parent)
-                    mode = options.get("macvlan_mode", "bridge") if reg == "macvlan" else options.get(
-                        "ipvlan_mode", "l2")
-                    prev = parent_use.setdefault(key, (reg, mode, net))
-                    if prev[2] != net:
-                        raise ScenarioError(f"{parent} of {hname} is already the parent of {prev[0]} network "
-                                            f"{prev[2]!r} (Docker: one macvlan/ipvlan network per parent interface)",
-                                            path + ("options", "parent"))
-                    if reg == "macvlan" and mode == "passthru" and len(eps_h) > 1:
-                        raise ScenarioError(f"macvlan passthru takes {parent} of {hname} over: only one container "
-                                            "per parent (the kernel refuses a second device with EINVAL)",
-                                            path + ("options", "macvlan_mode"))
-                    mtu = mtu_given or g.nodes[pid]["mtu"]
-                else:
-                    mtu = mtu_given or 1500
-                plan_kw.update(parent=parent)
-            else:
-                mtu = mtu_given or 1500
-            plan = NetworkPlan(name=net, driver=reg, host=hname, subnet=subnet, gateway=gateway, mtu=mtu,
-                               options=options, internal=bool(spec.internal) if spec else False,
-                               default=(net == "bridge"), **plan_kw)
-            endpoints: list[Endpoint] = []
-            if reg == "bridge":
-                try:
-                    gw, addrs = allocate(subnet, gateway, [a.ipv4_address for (_c, a, _k) in eps_h])
-                except IpamError as e:
-                    raise ScenarioError(str(e), path) from None
-                plan = dataclasses.replace(plan, gateway=gw)
-                prefix = options.get("com.docker.network.container_iface_prefix", "eth")
-                for (cname, _a, k), addr in zip(eps_h, addrs):
-                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"{prefix}{k}",
-                                              address=addr, gateway=(k == 0)))
-            elif multi:
-                for cname, _a, k in eps_h:
-                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname=f"eth{k}",
-                                              address=addr_of[cname], gateway=(k == 0 and not plan.internal)))
-            else:
-                for cname, _a, k in eps_h:
-                    endpoints.append(Endpoint(container=cname, sandbox=container_netns[cname], ifname="",
-                                              address=None, gateway=False))
-            plans[(net, hname)] = plan
-            frag = DRIVERS[reg](plan, endpoints)
-            _merge(g, frag, path)
-    _connect_tunnels(g)
-    return plans
-
-
-def _publish_ports(sc: Scenario, g: nx.MultiDiGraph, plans: dict[tuple[str, str], NetworkPlan],
-                   container_netns: dict[str, str]) -> None:
-    """Docker's nat rules and docker-proxy processes for the published ports of each host."""
-    from .scenario.check import parse_port
-
-    for hname, h in sc.hosts.items():
-        rules, seen = [], {}
-        for cname, c in sc.containers.items():
-            if _host_of(sc, cname) != hname or not c.ports:
-                continue
-            net = c.attachments()[0][0]
-            plan = plans[(net, hname)]
-            caddr = ipaddress.IPv4Interface(g.nodes[dev_id(container_netns[cname], "eth0")]["addrs"][0]).ip
-            for j, text in enumerate(c.ports):
-                host_ip, hp, cp, proto = parse_port(text)
-                key = (proto, hp)
-                if key in seen:
-                    raise ScenarioError(f"host port {hp}/{proto} of {hname} is already published by {seen[key]}",
-                                        ("containers", cname, "ports", j))
-                seen[key] = cname
-                rules.append({"proto": proto, "host_ip": host_ip, "host_port": hp, "to_addr": str(caddr),
-                              "to_port": cp, "bridge": bridge_ifname(plan), "container": cname})
-        masq = [{"subnet": str(p.subnet), "bridge": bridge_ifname(p)} for (n, hh), p in plans.items()
-                if hh == hname and p.driver == "bridge" and any(
-                    _host_of(sc, c) == hname and n in [m for m, _a in sc.containers[c].attachments()]
-                    for c in sc.containers)]
-        if not rules:
-            # MASQUERADE for bridge networks whose containers can reach other machines
-            if masq and len(sc.hosts) > 1 and h.daemon.iptables:
-                g.nodes[hname]["nat"] = {"userland_proxy": h.daemon.userland_proxy, "dnat": [], "masquerade": masq}
-            continue
-        if not h.daemon.iptables:
-            raise ScenarioError("published ports need Docker's iptables rules (daemon.iptables: true)",
-                                ("hosts", hname, "daemon", "iptables"))
-        g.nodes[hname]["nat"] = {"userland_proxy": h.daemon.userland_proxy, "dnat": rules, "masquerade": masq}
-
-
-def _etc_hosts(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str, str]) -> None:
-    """Each sandbox's /etc/hosts: its own hostname and the legacy --link entries (alias, name, hostname)."""
-    for cname, c in sc.containers.items():
-        ns = container_netns[cname]
-        node = g.nodes[ns]
-        hosts = node.setdefault("etc_hosts", {})
-        for link in c.links:
-            target, _, alias = link.partition(":")
-            tns = container_netns[target]
-            shared = [n for n, _a in c.attachments() if n in {m for m, _b in sc.containers[target].attachments()}]
-            addr = None
-            for k, (n, _a) in enumerate(sc.containers[target].attachments()):
-                if n == shared[0]:
-                    d = g.nodes.get(dev_id(tns, f"eth{k}"))
-                    addr = d["addrs"][0].split("/")[0] if d and d["addrs"] else None
-            if addr is None:
-                continue
-            for name in {alias or target, target, g.nodes[tns]["hostname"]}:
-                hosts[name] = addr
-
-
-def _connect_tunnels(g: nx.MultiDiGraph) -> None:
-    """``tunnel`` edges between the VXLAN devices of one overlay network on different hosts."""
-    by_net: dict[str, list[str]] = defaultdict(list)
-    for n, d in g.nodes(data=True):
-        if d["kind"] == "vxlan":
-            by_net[d["network"]].append(n)
-    for devs in by_net.values():
-        for a in devs:
-            for b in devs:
-                if a != b:
-                    g.add_edge(a, b, kind="tunnel")
-
-
 def _offloads(g: nx.MultiDiGraph, sc: Scenario) -> None:
     """``tso``/``gro`` attributes of every device: Linux's defaults (TSO on everywhere, GRO on
     physical NICs), overridden by the host's offloads for its own namespace, bridges and
@@ -518,21 +280,6 @@ def _offloads(g: nx.MultiDiGraph, sc: Scenario) -> None:
                 gro = spec.gro
         d["tso"] = tso
         d["gro"] = gro
-
-
-def _merge(g: nx.MultiDiGraph, frag: nx.MultiDiGraph, path: tuple) -> None:
-    for n, d in frag.nodes(data=True):
-        if n in g:
-            if not d or (d.get("kind", "netns") == "netns" and g.nodes[n]["kind"] == "netns"):
-                continue          # a namespace or device the fragment only refers to
-            raise ScenarioError(f"the driver created {n!r}, which already exists", path)
-        if "kind" not in d:
-            raise ScenarioError(f"the driver refers to {n!r}, which does not exist", path)
-        g.add_node(n, **d)
-    for u, v, d in frag.edges(data=True):
-        g.add_edge(u, v, **d)
-    for netns, route in frag.graph.get("routes", []):
-        g.nodes[netns]["routes"].append(route)
 
 
 def _underlay_routes(g: nx.MultiDiGraph, sc: Scenario, host_links: list[tuple[str, str, str, str, int]]) -> None:
@@ -578,149 +325,6 @@ def _underlay_routes(g: nx.MultiDiGraph, sc: Scenario, host_links: list[tuple[st
             g.nodes[h]["routes"].append({"dst": str(net), "via": str(via), "dev": g.nodes[mine]["ifname"]})
 
 
-# -- static path tracing -----------------------------------------------------------------------------------
-
-class _Dev:
-    """A stand-in device for static route lookups."""
-
-    def __init__(self, nid: str, mtu: int) -> None:
-        self.nid = nid
-        self.mtu = mtu
-        self.kind = ""
-
-
-def build_fibs(g: nx.MultiDiGraph) -> dict[str, Fib]:
-    """Per namespace: the routing tables the kernel would have (local, connected, static)."""
-    fibs: dict[str, Fib] = {}
-    devs: dict[str, _Dev] = {}
-    for n, d in g.nodes(data=True):
-        if d["kind"] == "netns":
-            fibs[n] = Fib()
-    for n, d in g.nodes(data=True):
-        if d["kind"] in ("netns", "switch"):
-            continue
-        dv = devs[n] = _Dev(n, d["mtu"])
-        fib = fibs[d["netns"]]
-        for a in d["addrs"]:
-            iface = ipaddress.IPv4Interface(a)
-            fib.add_local(int(iface.ip), dv)
-            if d["kind"] != "loopback":
-                net = iface.network
-                if not any(r.prefix == int(net.network_address) and r.plen == net.prefixlen and r.dev is dv
-                           for r in fib.main):
-                    fib.add(Route(int(net.network_address), net.prefixlen, dv, src=int(iface.ip)))
-    for n, d in g.nodes(data=True):
-        if d["kind"] != "netns":
-            continue
-        for r in d["routes"]:
-            _add_static(fibs[n], g, n, r, devs)
-    return fibs
-
-
-def _add_static(fib: Fib, g: nx.MultiDiGraph, netns: str, r: dict[str, Any], devs: dict[str, _Dev]) -> None:
-    path = r.get("_path", ())
-    dst = "0.0.0.0/0" if r["dst"] == "default" else r["dst"]
-    try:
-        net = IPv4Network(dst, strict=True)
-    except ValueError:
-        try:
-            hint = f"host bits set (did you mean {IPv4Network(dst, strict=False)}?)"
-        except ValueError:
-            hint = "expected a prefix such as 10.1.0.0/16, or 'default'"
-        raise ScenarioError(f"bad route destination {r['dst']!r}: {hint}", path + ("dst",)) from None
-    via = int(IPv4Address(r["via"])) if r.get("via") else None
-    dev = None
-    if r.get("dev"):
-        dev = devs.get(dev_id(netns, r["dev"]))
-        if dev is None:
-            raise ScenarioError(f"no device {r['dev']} in {netns}", path + ("dev",))
-    elif via is not None:
-        on_link = next((rt for rt in fib.main if rt.gateway is None and rt.matches(via)), None)
-        if on_link is None:
-            raise ScenarioError(f"gateway {r['via']} is not on a connected subnet of {netns}", path + ("via",))
-        dev = on_link.dev
-    if dev is None:
-        raise ScenarioError("a route needs 'via' or 'dev'", path)
-    try:
-        fib.add(Route(int(net.network_address), net.prefixlen, dev, gateway=via, proto="static"))
-    except ValueError:
-        raise ScenarioError(f"route to {dst} exists already in {netns}", path) from None
-
-
-@dataclass
-class PathTrace:
-    ok: bool
-    hops: list[str]
-    reason: str = ""
-    dst_netns: str | None = None
-
-
-def _l2_domains(g: nx.MultiDiGraph) -> dict[str, int]:
-    """Devices that reach each other at layer 2 share a domain number."""
-    und = nx.Graph()
-    for n, d in g.nodes(data=True):
-        if d["kind"] != "netns":
-            und.add_node(n)
-    for u, v, k in g.edges(data="kind"):
-        if k in ("veth", "master", "wire", "tunnel", "lower", "port"):
-            und.add_edge(u, v)
-    dom = {}
-    for i, comp in enumerate(sorted(nx.connected_components(und), key=lambda c: min(c))):
-        for n in comp:
-            dom[n] = i
-    return dom
-
-
-def trace_path(g: nx.MultiDiGraph, fibs: dict[str, Fib], src: str, daddr: int) -> PathTrace:
-    """Follow routing tables from namespace ``src`` towards ``daddr`` (no packets, no ARP)."""
-    dom = _l2_domains(g)
-    owners: dict[tuple[int, int], str] = {}          # (l2 domain, address) -> netns
-    for n, d in g.nodes(data=True):
-        if d["kind"] in ("netns", "loopback", "switch"):
-            continue
-        for a in d["addrs"]:
-            owners[(dom[n], int(ipaddress.IPv4Interface(a).ip))] = d["netns"]
-    cur = src
-    hops = [src]
-    for _ in range(64):
-        fib = fibs[cur]
-        rt = fib.lookup(daddr)
-        if rt is None:
-            return PathTrace(False, hops, f"no route from {cur} to {ipaddress.IPv4Address(daddr)}")
-        if rt.rtype == RTN_LOCAL or (rt.rtype != 1):
-            return PathTrace(True, hops, dst_netns=cur)
-        nh = rt.gateway if rt.gateway is not None else daddr
-        nxt = owners.get((dom[rt.dev.nid], nh))
-        if nxt is None:
-            if rt.gateway is None:
-                return PathTrace(True, hops + [f"?{ipaddress.IPv4Address(daddr)}"], dst_netns=None)
-            return PathTrace(False, hops, f"gateway {ipaddress.IPv4Address(nh)} of {cur} does not exist")
-        nfib = fibs[nxt]
-        if daddr in nfib.local:
-            return PathTrace(True, hops + [nxt], dst_netns=nxt)
-        node = g.nodes[nxt]
-        if str(node["sysctls"].get("net.ipv4.ip_forward", 0)) != "1":
-            return PathTrace(False, hops + [nxt], f"{nxt} does not forward (net.ipv4.ip_forward=0)")
-        out = nfib.lookup(daddr)
-        iso = node.get("isolation") or []
-        in_if = None
-        for nid in (m for m in g.successors(nxt) if g.nodes[m].get("netns") == nxt):
-            if dom.get(nid) == dom[rt.dev.nid]:
-                in_if = g.nodes[nid]
-                break
-        if out is not None and in_if is not None:
-            oname = g.nodes[out.dev.nid]["ifname"]
-            iname = in_if["ifname"] if in_if.get("kind") == "bridge" else g.nodes.get(in_if.get("master"), {}).get(
-                "ifname", in_if["ifname"])
-            if iname in iso and oname in iso and iname != oname:
-                return PathTrace(False, hops + [nxt], f"Docker's isolation rules on {nxt} drop traffic from "
-                                 f"{iname} to {oname} (DOCKER-ISOLATION; set hosts.{node['host']}.daemon.iptables: "
-                                 "false to route between bridge networks)")
-        cur = nxt
-        hops.append(cur)
-    return PathTrace(False, hops, "routing loop")
-
-
 def _address_of(comp: Compiled, netns: str, peer_netns: str | None = None) -> str | None:
     """An address of ``netns`` that ``peer_netns`` would use: on a shared network first."""
     g = comp.graph
@@ -728,7 +332,7 @@ def _address_of(comp: Compiled, netns: str, peer_netns: str | None = None) -> st
     if peer_netns is not None:
         if peer_netns == netns:
             return "127.0.0.1"
-        dom = _l2_domains(g)
+        dom = l2_domains(g)
         peer_doms = {dom[d] for d in comp.devices(peer_netns) if g.nodes[d]["kind"] != "loopback"}
         for d in devs:
             if dom[dev_id(netns, d["ifname"])] in peer_doms:

@@ -24,7 +24,7 @@ import pytest
 
 import simnet
 
-from test_pcap import read_pcap, sum_ok
+from pcapcheck import read_pcap, sum_ok
 
 REPO = Path(__file__).resolve().parents[2]
 TSHARK = shutil.which("tshark")
