@@ -36,7 +36,7 @@ from typing import Any
 
 from .apply import ip_json, kill_netns_pids, netns_list, remove_netns, run
 
-__all__ = ["Lab", "Interrupted", "clean_stale", "LOCK_DIR", "NETNS_RE"]
+__all__ = ["Lab", "Interrupted", "clean_stale", "run_is_live", "LOCK_DIR", "NETNS_RE"]
 
 LOCK_DIR = Path("/run/simnet")
 NETNS_RE = re.compile(r"^(sn[0-9a-f]{5})-")
@@ -183,6 +183,11 @@ def _held(lock: Path) -> bool:
     return False
 
 
+def run_is_live(prefix: str, lock_dir: Path = LOCK_DIR) -> bool:
+    """Whether the run with ``prefix`` is still going (its process holds the prefix's lock)."""
+    return _held(lock_dir / f"{prefix}.lock")
+
+
 def clean_stale(lock_dir: Path = LOCK_DIR) -> dict[str, list[str]]:
     """Remove namespaces (and root-namespace devices) of runs that are gone; returns what was removed."""
     removed: dict[str, list[str]] = {"netns": [], "links": [], "live": []}
@@ -197,7 +202,7 @@ def clean_stale(lock_dir: Path = LOCK_DIR) -> dict[str, list[str]]:
             by_prefix.setdefault(m.group(1), [])
     for prefix, names in sorted(by_prefix.items()):
         lock = lock_dir / f"{prefix}.lock"
-        if _held(lock):
+        if run_is_live(prefix, lock_dir):
             removed["live"].append(prefix)
             continue
         for ns in names:

@@ -4,7 +4,6 @@ conntrack/iptables/fdb parsers, the translation into counters.json and the compa
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 

@@ -23,6 +23,7 @@ import yaml
 import simnet
 from simnet.engines.netns.apply import ip_json, netns_list
 from simnet.engines.netns.engine import plan_for
+from simnet.engines.netns.lab import NETNS_RE, run_is_live
 from simnet.results.compare import NO_UC_FILTER, RCVBUF_TIMING
 
 from conftest import SCENARIOS
@@ -32,8 +33,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or any(shutil.which(t) is None
                                 reason="the netns engine's driver replays need root, iproute2, ethtool and iptables "
                                        "(CI runs as root and installs them)")
 
-PREFIXED = re.compile(r"^sn[0-9a-f]{5}-")
-
 
 def cli(*args, env=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "simnet.cli", *args], capture_output=True, text=True, env=env,
@@ -41,7 +40,9 @@ def cli(*args, env=None, timeout=600):
 
 
 def ours() -> set[str]:
-    return {n for n in netns_list() if PREFIXED.match(n)}
+    """simnet's namespaces whose run is over (nobody holds the prefix's lock): what a run left behind.
+    Namespaces of runs still going (another simnet on this machine) are not counted."""
+    return {n for n in netns_list() if (m := NETNS_RE.match(n)) and not run_is_live(m.group(1))}
 
 
 def replay(path, tmp_path):
