@@ -204,11 +204,20 @@ def test_without_root_or_iproute2_nothing_is_created(tmp_path):
     r = cli("run", "quickstart", "--engine", "netns", "-o", str(tmp_path / "o"), env={**os.environ, "PATH": str(empty)})
     assert r.returncode == 3 and "`ip` (Debian/Ubuntu package iproute2)" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    if shutil.which("setpriv"):
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-                            "simnet.cli", "run", "quickstart", "--engine", "netns", "-o", "/tmp/simnet-nobody"],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 3 and "needs root" in r.stderr, r.stderr
+    # as a user without root: nobody, when this checkout is readable to nobody (setpriv), else
+    # this interpreter with os.geteuid() answering nobody's uid (a checkout under a private
+    # directory, as the newcomer check makes, cannot be imported by nobody)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    args = ["run", "quickstart", "--engine", "netns", "-o", str(tmp_path / "n")]
+    if shutil.which("setpriv") and subprocess.run([*nobody, sys.executable, "-c", "import simnet.cli"],
+                                                  capture_output=True, timeout=60).returncode == 0:
+        argv = [*nobody, sys.executable, "-m", "simnet.cli", *args]
+    else:
+        argv = [sys.executable, "-c", "import os; os.geteuid = lambda: 65534; from simnet.cli import main; main()",
+                *args]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3 and "needs root" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "n").exists()
     assert ours() == before and not (tmp_path / "o").exists()
 
 
