@@ -105,11 +105,20 @@ def test_udp_tandem_reduced(tmp_path):
     assert rows["h3/qdisc/eth1/sent_pkts"]["b"] == rows["h3/dev/eth1/tx_packets"]["b"]
 
 
+@pytest.fixture
+def dry_run_prefix():
+    """The dry-run scripts' prefix, locked as a run locks its own while the script's topology
+    exists (so other simnet runs on the machine count it as live), and removed afterwards."""
+    with Lab(prefix="sn00000") as lab:
+        yield lab.prefix
+
+
 @pytest.mark.parametrize("name", ["two-networks", "udp-tandem"])
-def test_dry_run_script_builds_the_expected_topology(name):
+def test_dry_run_script_builds_the_expected_topology(name, dry_run_prefix):
     r = cli("run", name, "--engine", "netns", "--dry-run")
     assert r.returncode == 0, r.stderr
     plan = plan_for(simnet.compile_scenario(SCENARIOS / f"{name}.yaml"))
+    assert all(k.startswith(f"{dry_run_prefix}-") for k in plan.netns.values())
     exp = plan.expected()
     assert set(plan.netns.values()).isdisjoint(netns_list()), "a previous run left the dry-run prefix behind"
     try:

@@ -23,7 +23,7 @@ import yaml
 import simnet
 from simnet.engines.netns.apply import ip_json, netns_list
 from simnet.engines.netns.engine import plan_for
-from simnet.engines.netns.lab import NETNS_RE, run_is_live
+from simnet.engines.netns.lab import NETNS_RE, Lab, run_is_live
 from simnet.results.compare import NO_UC_FILTER, RCVBUF_TIMING
 
 from conftest import SCENARIOS
@@ -171,12 +171,21 @@ def test_without_iptables_a_published_port_is_refused(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.fixture
+def dry_run_prefix():
+    """The dry-run scripts' prefix, locked as a run locks its own while the script's topology
+    exists (so other simnet runs on the machine count it as live), and removed afterwards."""
+    with Lab(prefix="sn00000") as lab:
+        yield lab.prefix
+
+
 @pytest.mark.parametrize("name", ["overlay-two-hosts", "macvlan-modes", "publish-port"])
-def test_dry_run_script_builds_vxlan_macvlan_switch_and_rules(name):
+def test_dry_run_script_builds_vxlan_macvlan_switch_and_rules(name, dry_run_prefix):
     r = cli("run", name, "--engine", "netns", "--dry-run")
     assert r.returncode == 0, r.stderr
     comp = simnet.compile_scenario(SCENARIOS / f"{name}.yaml")
     plan = plan_for(comp)
+    assert all(k.startswith(f"{dry_run_prefix}-") for k in plan.netns.values())
     assert set(plan.netns.values()).isdisjoint(netns_list()), "a previous run left the dry-run prefix behind"
     try:
         b = subprocess.run(["bash"], input=r.stdout, capture_output=True, text=True, timeout=120)
