@@ -89,6 +89,7 @@ _IP_CONFIG = {"Forwarding", "DefaultTTL"}
 _TCP_ACK_FED = {"InSegs", "OutSegs"}
 TCP_ACKS = ("TCP: how many ACKs a receiver sends depends on timing (quick-ACK, delayed ACK, one ACK per batch "
             "of segments the kernel hands the socket), so packet counts on a TCP flow's path are not fixed")
+STREAM_TIMED = "tcp_stream writes for a duration: how many writes fit in it depends on the path's speed"
 TCP_LOSS = "the model's link loses frames (loss/drop) and the replay's cannot (no netem): retransmissions differ"
 TCP_REORDER = ("TCP: on the real kernel a flow's segments can leave from two CPUs (the writer's, and the one "
                "processing its ACKs), so reordering can trigger spurious fast retransmissions")
@@ -295,8 +296,12 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
             row = Row(key, _num(ra.get(col, "")), _num(rb.get(col, "")), is_exact(key))
             if row.exact and col in _RCVBUF_FED_FLOW and overflow.intersection(flow_ns.get(name, [])):
                 row.exact, row.note = False, RCVBUF_TIMING
+            if row.exact and "tcp_stream" in (ra.get("app"), rb.get("app")):
+                row.exact, row.note = False, STREAM_TIMED
             rows.append(row)
-    rows += _tcp_info_rows(a.get("tcp", {}), b.get("tcp", {}), {**a.get("tcp_exact", {}), **b.get("tcp_exact", {})})
+    timed = {r["flow"] for r in [*a["flows"], *b["flows"]] if r.get("app") == "tcp_stream"}
+    rows += _tcp_info_rows(a.get("tcp", {}), b.get("tcp", {}), {**a.get("tcp_exact", {}), **b.get("tcp_exact", {})},
+                           timed)
     return rows
 
 
@@ -319,9 +324,10 @@ def _tcp_rules(rows: list[Row], tcp: dict[str, Any]) -> None:
             r.exact = True
 
 
-def _tcp_info_rows(ta: dict[str, Any], tb: dict[str, Any], tcp: dict[str, Any]) -> list[Row]:
+def _tcp_info_rows(ta: dict[str, Any], tb: dict[str, Any], tcp: dict[str, Any], timed: set[str]) -> list[Row]:
     """Per TCP flow, both sockets' TCP_INFO side by side (tcp.json); segment counts exact for the flows
-    the replay lists as deterministic, byte counts and the MSS always."""
+    the replay lists as deterministic, the MSS and congestion control always, byte counts but for
+    ``timed`` flows (tcp_stream: how much is written depends on speed)."""
     rows = []
     exact_flows = set(tcp.get("exact_flows", []))
     for name in dict.fromkeys([*ta, *tb]):
@@ -330,7 +336,9 @@ def _tcp_info_rows(ta: dict[str, Any], tb: dict[str, Any], tcp: dict[str, Any]) 
             for k in _TCP_INFO_SHOWN:
                 if k not in ia and k not in ib:
                     continue
-                rows.append(Row(f"flow/{name}/tcp_info/{side}/{k}", ia.get(k), ib.get(k), k in _TCP_INFO_EXACT))
+                ex = k in _TCP_INFO_EXACT and not (name in timed and k.startswith("tcpi_bytes"))
+                rows.append(Row(f"flow/{name}/tcp_info/{side}/{k}", ia.get(k), ib.get(k), ex,
+                                STREAM_TIMED if name in timed and k.startswith("tcpi_bytes") else ""))
             orig = [x["tcpi_data_segs_out"] - x["tcpi_total_retrans"] if "tcpi_data_segs_out" in x else None
                     for x in (ia, ib)]
             if any(orig):

@@ -210,10 +210,13 @@ def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
         return
     wires = [v for _u, v, k in c.g.out_edges(nid, data="kind") if k == "wire"]
     ns = c.ns(d["netns"])
+    wire: dict[str, Any] = {}
     if wires:
         pid = wires[0]
         pd = c.g.nodes[pid]
         delay_s = next(dd["delay_s"] for _u, v, dd in c.g.out_edges(nid, data=True) if v == pid)
+        wire = {x: next(dd for _u, v, dd in c.g.out_edges(x, data=True) if v == y and dd.get("kind") == "wire")
+                for x, y in ((nid, pid), (pid, nid))}
         c.links.append(LinkAdd(ns, d["ifname"], "veth", mac=d["mac"], mtu=d["mtu"], peer_ns=c.ns(pd["netns"]),
                                peer_ifname=pd["ifname"], peer_mac=pd["mac"], peer_mtu=pd["mtu"]))
         ends = [(nid, d), (pid, pd)]
@@ -234,10 +237,27 @@ def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
         c.fact(x, kind="nic", txqueuelen=xd["txqueuelen"])
         _offloads(c, xns, xd["ifname"], xd)
         c.shaping.append(SetTxqlen(xns, xd["ifname"], xd["txqueuelen"]))
-        shape(c, xns, xd["ifname"], xd["rate_bps"], xd["txqueuelen"] + xd["tx_ring"], delay_s)
+        e = wire.get(x, {})
+        # the link's impairments (nic.py): its rate caps the NIC's, its queue replaces the qdisc and ring
+        rate = min(xd["rate_bps"], e.get("rate_bps") or xd["rate_bps"])
+        limit = e["queue"] + 1 if e.get("queue") else xd["txqueuelen"] + xd["tx_ring"]
+        impairment_notes(c, f"{xd['netns']}:{xd['ifname']}", e)
+        shape(c, xns, xd["ifname"], rate, limit, delay_s)
         c.ups.append(LinkUp(xns, xd["ifname"]))
         if wires:
             c.plan.carrier.append((xd["netns"], xd["ifname"]))
+
+
+def impairment_notes(c: _Ctx, where: str, e: dict[str, Any]) -> None:
+    """Report the link losses and jitter the replay does not reproduce (netem, absent here, is not used)."""
+    lost = [f"frames {', '.join(map(str, e['drop']))} (drop list)" if e.get("drop") else "",
+            f"{e['loss'] * 100:g} % of frames at random" if e.get("loss") else "",
+            f"±{e['jitter_s'] * 1e6:g} µs of jitter" if e.get("jitter_s") else ""]
+    lost = [x for x in lost if x]
+    if lost:
+        c.plan.notes.append(f"the model's link from {where} has {' and '.join(lost)}: the replay's does not (the "
+                            "kernel has no netem qdisc, and simnet applies none): its retransmissions and timing "
+                            "differ")
 
 
 def delay_note(c: _Ctx, delay_s: float, what: str) -> None:

@@ -167,6 +167,24 @@ class _Tcp(Agent):
                 return
             wait_until(now() + 0.001)
 
+    def close_after_eof(self, s: socket.socket, st: dict[str, Any]) -> dict[str, Any]:
+        """The client's close: shutdown(SHUT_WR) (the FIN), read until the server's FIN, TCP_INFO, close()."""
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            self.errors[str(e.errno)] = self.errors.get(str(e.errno), 0) + 1
+        rbuf = memoryview(bytearray(65536))
+        try:
+            while self.alive():                  # the server closes once it has read everything
+                if self.recv_some(s, rbuf) == 0:
+                    break
+        except OSError as e:
+            self.errors[str(e.errno)] = self.errors.get(str(e.errno), 0) + 1
+        st["tcp_info"] = tcp_info(s)
+        st["send_errors"] = sum(self.errors.values())
+        s.close()
+        return st
+
     def connect(self, c: dict[str, Any]) -> socket.socket | None:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         _options(s, c)
@@ -225,19 +243,7 @@ class _Writer(_Tcp):
             calls.append(t)
             ends.append(total)
         st.update(sent=len(calls), bytes_sent=total, write_calls=calls, write_ends=ends)
-        try:
-            s.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            self.errors[str(e.errno)] = self.errors.get(str(e.errno), 0) + 1
-        rbuf = memoryview(bytearray(65536))
-        while self.alive():                      # the server closes once it has read everything
-            got = self.recv_some(s, rbuf)
-            if got == 0:
-                break
-        st["tcp_info"] = tcp_info(s)
-        st["send_errors"] = sum(self.errors.values())
-        s.close()
-        return st
+        return self.close_after_eof(s, st)
 
     def finish(self) -> dict[str, Any]:
         return self.stats
@@ -401,17 +407,7 @@ class TcpRrClient(_Tcp):
             sent_at.append(t_first)
             nxt = last + interval
         st.update(last_recv=last, latencies_s=rtts, sent_at=sent_at)
-        try:
-            s.shutdown(socket.SHUT_WR)
-            while self.alive():
-                if self.recv_some(s, rbuf) == 0:
-                    break
-        except OSError:
-            pass
-        st["tcp_info"] = tcp_info(s)
-        st["send_errors"] = sum(self.errors.values())
-        s.close()
-        return st
+        return self.close_after_eof(s, st)
 
     def finish(self) -> dict[str, Any]:
         return self.stats
