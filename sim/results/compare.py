@@ -33,6 +33,21 @@ packets and bytes of the flows received there (``flow_netns`` in the replay's ne
 the sink's namespace, both ends of a request/response) are compared as approximate, with
 that reason.
 
+TCP (the replay's netns.json ``tcp``, written by netns/tcpflows.py ``tcp_exactness``): on the
+path of a TCP flow the number of ACKs depends on timing, so there the device, qdisc and IP
+packet counters and ``Tcp InSegs``/``OutSegs`` are shown side by side, not held exact; the
+connection counters (``ActiveOpens``, ``PassiveOpens``, ``OutRsts``, ...) stay exact.
+``RetransSegs`` is approximate there: the model's lossy links are not reproduced, and on the
+real kernel a flow's segments may leave from two CPUs (the writer's and the one handling its
+ACKs), whose backlogs can reorder them into spurious fast retransmissions (seen on veth
+here: DSACKs, ``TCPOFOQueue``). Each TCP flow's TCP_INFO (tcp.json) is shown field by field:
+``tcpi_snd_mss``, the bytes acknowledged and received (SYN and FIN included as the kernel
+counts them) and the congestion control exactly; the original data segments
+(``data_segs_orig`` = ``tcpi_data_segs_out`` − ``tcpi_total_retrans``, and ``TcpExt
+TCPOrigDataSent`` of the namespaces that only send such flows) exactly for the flows whose
+segmentation is fixed by the rules (TSO off on the path, no loss, ``TCP_CORK`` or one
+segment per write): ceil(size / MSS) for a corked bulk transfer.
+
 Kernel randomness: since Linux 6.10 every ICMP error that passes the global rate limit takes
 0, 1 or 2 credits from the bucket at random (``icmp_global_consume``), so when the limiter
 engages (``OutRateLimitGlobal`` > 0 on either side) the number of errors sent is random. In
@@ -68,6 +83,21 @@ NO_UC_FILTER = "the replay's NIC is a veth without a unicast filter: macvlan chi
 _NOTES = {("nic", "promiscuity"): NO_UC_FILTER}
 _EXACT_NIC = {"uc_addresses", "mac_filter_drops"}
 _EXACT_CT = {"entries", "found", "insert", "invalid"}
+
+
+_IP_CONFIG = {"Forwarding", "DefaultTTL"}
+_TCP_ACK_FED = {"InSegs", "OutSegs"}
+TCP_ACKS = ("TCP: how many ACKs a receiver sends depends on timing (quick-ACK, delayed ACK, one ACK per batch "
+            "of segments the kernel hands the socket), so packet counts on a TCP flow's path are not fixed")
+STREAM_TIMED = "tcp_stream writes for a duration: how many writes fit in it depends on the path's speed"
+TCP_LOSS = "the model's link loses frames (loss/drop) and the replay's cannot (no netem): retransmissions differ"
+TCP_REORDER = ("TCP: on the real kernel a flow's segments can leave from two CPUs (the writer's, and the one "
+               "processing its ACKs), so reordering can trigger spurious fast retransmissions")
+_TCP_INFO_SHOWN = ("tcpi_snd_mss", "tcpi_rcv_mss", "tcpi_data_segs_out", "tcpi_data_segs_in", "tcpi_segs_out",
+                   "tcpi_segs_in", "tcpi_total_retrans", "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_snd_cwnd",
+                   "tcpi_snd_ssthresh", "tcpi_rtt", "tcpi_min_rtt", "tcpi_snd_wscale", "tcpi_rcv_wscale", "sk_sndbuf",
+                   "sk_rcvbuf", "tcpi_ca_name")
+_TCP_INFO_EXACT = {"tcpi_snd_mss", "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_ca_name"}
 
 
 class CompareError(Exception):
@@ -202,6 +232,9 @@ def _load(d: Path) -> dict[str, Any]:
     out["notes"] = info.get("notes", [])
     out["machine_arp"] = info.get("arp_cache_machine_wide")
     out["flow_netns"] = info.get("flow_netns", {})
+    out["tcp_exact"] = info.get("tcp", {})
+    tcp = d / "tcp.json"
+    out["tcp"] = json.loads(tcp.read_text()) if tcp.exists() else {}
     return out
 
 
@@ -247,6 +280,7 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
         parts = r.key.split("/")
         if r.exact and parts[0] in overflow and parts[1:3] == ["snmp", "Udp"] and parts[-1] in _RCVBUF_FED_UDP:
             r.exact, r.note = False, RCVBUF_TIMING
+    _tcp_rules(rows, {**a.get("tcp_exact", {}), **b.get("tcp_exact", {})})
     flow_ns = {**a.get("flow_netns", {}), **b.get("flow_netns", {})}
     ma, mb = _machine_arp(a), _machine_arp(b)
     if ma != mb or a.get("machine_arp") is not None or b.get("machine_arp") is not None:
@@ -262,7 +296,53 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
             row = Row(key, _num(ra.get(col, "")), _num(rb.get(col, "")), is_exact(key))
             if row.exact and col in _RCVBUF_FED_FLOW and overflow.intersection(flow_ns.get(name, [])):
                 row.exact, row.note = False, RCVBUF_TIMING
+            if row.exact and "tcp_stream" in (ra.get("app"), rb.get("app")):
+                row.exact, row.note = False, STREAM_TIMED
             rows.append(row)
+    timed = {r["flow"] for r in [*a["flows"], *b["flows"]] if r.get("app") == "tcp_stream"}
+    rows += _tcp_info_rows(a.get("tcp", {}), b.get("tcp", {}), {**a.get("tcp_exact", {}), **b.get("tcp_exact", {})},
+                           timed)
+    return rows
+
+
+def _tcp_rules(rows: list[Row], tcp: dict[str, Any]) -> None:
+    """TCP's exceptions (the replay's netns.json ``tcp``, see netns/tcpflows.py ``tcp_exactness``)."""
+    if not tcp:
+        return
+    on_path, exact_ns = set(tcp.get("netns", [])), set(tcp.get("exact_netns", []))
+    impaired = bool(tcp.get("impaired_flows"))
+    for r in rows:
+        parts = r.key.split("/")
+        if parts[0] not in on_path or len(parts) < 3:
+            continue
+        if r.exact and (parts[1] in ("dev", "qdisc") or (parts[1] == "snmp" and (
+                (parts[2] == "Ip" and parts[-1] not in _IP_CONFIG) or (parts[2] == "Tcp" and parts[-1] in _TCP_ACK_FED)))):
+            r.exact, r.note = False, TCP_ACKS
+        elif r.exact and parts[1:3] == ["snmp", "Tcp"] and parts[-1] == "RetransSegs":
+            r.exact, r.note = False, TCP_LOSS if impaired else TCP_REORDER
+        elif parts[1:3] == ["snmp", "TcpExt"] and parts[-1] == "TCPOrigDataSent" and parts[0] in exact_ns:
+            r.exact = True
+
+
+def _tcp_info_rows(ta: dict[str, Any], tb: dict[str, Any], tcp: dict[str, Any], timed: set[str]) -> list[Row]:
+    """Per TCP flow, both sockets' TCP_INFO side by side (tcp.json); segment counts exact for the flows
+    the replay lists as deterministic, the MSS and congestion control always, byte counts but for
+    ``timed`` flows (tcp_stream: how much is written depends on speed)."""
+    rows = []
+    exact_flows = set(tcp.get("exact_flows", []))
+    for name in dict.fromkeys([*ta, *tb]):
+        for side in ("client", "server"):
+            ia, ib = (ta.get(name) or {}).get(side) or {}, (tb.get(name) or {}).get(side) or {}
+            for k in _TCP_INFO_SHOWN:
+                if k not in ia and k not in ib:
+                    continue
+                ex = k in _TCP_INFO_EXACT and not (name in timed and k.startswith("tcpi_bytes"))
+                rows.append(Row(f"flow/{name}/tcp_info/{side}/{k}", ia.get(k), ib.get(k), ex,
+                                STREAM_TIMED if name in timed and k.startswith("tcpi_bytes") else ""))
+            orig = [x["tcpi_data_segs_out"] - x["tcpi_total_retrans"] if "tcpi_data_segs_out" in x else None
+                    for x in (ia, ib)]
+            if any(orig):
+                rows.append(Row(f"flow/{name}/tcp_info/{side}/data_segs_orig", *orig, name in exact_flows))
     return rows
 
 

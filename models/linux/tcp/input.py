@@ -189,7 +189,11 @@ class TcpInput:
             self.snd_wnd = skb.window << self.snd_wscale
             self.snd_wl1 = skb.seq
             self.max_window = max(self.max_window, self.snd_wnd)
+            # tcp_create_openreq_child: the child starts with snd_una = isn + 1, so its SYN is never
+            # counted in tcpi_bytes_acked (a passive socket's counts the data and the FIN only)
+            bytes_acked = self.bytes_acked
             self.tcp_ack(skb, FLAG_SLOWPATH, now, from_synrecv=True)
+            self.bytes_acked = bytes_acked + max(0, skb.ack_seq - (self.iss + 1))
             self.set_state(TCP_ESTABLISHED)
             self.mib_tcp["PassiveOpens"] += 1
             self.sync_mss(self.pmtu())

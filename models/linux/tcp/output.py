@@ -280,6 +280,7 @@ class TcpOutput:
         flags = skb.flags & (PSH | FIN) | ACK
         payload = length
         segs = -(-payload // mss) if payload else 1
+        self.mib_ext["TCPOrigDataSent"] += segs        # tcp_event_new_data_sent: tcp_skb_pcount (a FIN alone: 1)
         prior_packets = self.packets_out
         # retransmit-queue entries, one per MSS; the skb's fixed overhead goes with the last
         rq = self.rtx_queue

@@ -129,6 +129,7 @@ class TcpRcv:
             self.rcv_queue.append([seq, seq + payload, truesize, now])
             self.rmem_alloc += truesize
             self.bytes_received += payload
+        self.bytes_received += end_seq - seq - payload     # the FIN (tcp_rcv_nxt_update counts end_seq)
         self.rcv_nxt = end_seq
         if marks:
             rxm = self.rx_marks

@@ -13,8 +13,8 @@ the scenario's external switches (plan.py's :data:`DEVICE_BUILDERS` takes them f
   replaced by ``vxlan_snoop``).
 * **macvlan** / **ipvlan**: ``ip -n HOST link add link PARENT name eth0 netns CONTAINER type
   macvlan mode MODE`` (ipvlan: ``type ipvlan mode l2|l3``, no address: it has the parent's),
-  after every other link exists and brought up after its parent. The child's features follow
-  its parent's (set off on the NIC stand-in), so no ethtool is run on it. macvlan_open then
+  after every other link exists and brought up after its parent. No ethtool is run on it: a
+  macvlan refuses to turn TSO/GSO off (ALWAYS_ON_OFFLOADS, Linux 6.18), its lower device segments. macvlan_open then
   puts the child's MAC on the parent's unicast list (``bridge fdb show dev PARENT``); a veth
   has no unicast filter, so the parent goes promiscuous (counters: translate.py).
 * **dummy** (Docker's parent of a macvlan/ipvlan network given no ``parent``):
@@ -88,6 +88,10 @@ def _child(c: "_Ctx", nid: str, d: dict[str, Any]) -> None:
     c.child_ups.append(LinkUp(ns, d["ifname"]))
     if ld["kind"] != "dummy":
         c.plan.carrier.append((d["netns"], d["ifname"]))
+    if not d.get("tso", True):
+        c.plan.notes.append(f"{d['netns']}:{d['ifname']} has TSO off in the model; a {kind} keeps TSO/GSO on "
+                            "(ALWAYS_ON_OFFLOADS): the replay's counts it super-packets, its lower device "
+                            "segments them")
 
 
 def _dummy(c: "_Ctx", nid: str, d: dict[str, Any]) -> None:

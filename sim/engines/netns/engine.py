@@ -43,6 +43,7 @@ from .lab import Lab
 from .plan import Plan, PlanError, build_plan
 from .preflight import Unavailable, check_host, check_plan, probe_kernel
 from .state import read_l2_state, read_rule_counters
+from .tcpflows import tcp_exactness
 from .translate import kernel_counters
 
 __all__ = ["run_netns", "plan_for", "Unavailable", "ReplayError"]
@@ -256,6 +257,7 @@ def _replay(comp: Compiled, lab: Lab, plan: Plan, say: Callable[[str], None]) ->
             # where each flow's packets are received (sink; request/response: both ends)
             "flow_netns": {p.name: [x for x in (p.server_ns, p.client_ns if p.app == "udp_rr" else None) if x]
                            for p in pairs},
+            "tcp": tcp_exactness(comp),
             "agents": {a.label: {k: v for k, v in (a.result or {}).items() if k not in ("latencies_s", "sent_at")}
                        for a in [*servers.values(), *clients.values()]},
             "kernel_counters": raw}

@@ -23,7 +23,14 @@ Mapping (Mininet's split of a topology description from its realisation):
   reproduced when the kernel has none;
 * sysctls: every parameter the model honours is written with the model's value for that
   namespace (the scenario's, else the model's default), so the machine's own tuning does not
-  leak into the replay; neighbour parameters are per device in a namespace (a new namespace
+  leak into the replay. Every ``net.ipv4.tcp_*`` parameter the model has is per namespace on
+  Linux 6.x (``tcp_wmem``, ``tcp_rmem``, ``tcp_timestamps``, ``tcp_window_scaling``,
+  ``tcp_autocorking``, ``tcp_slow_start_after_idle``, the RTO and SYN retry limits, ...; the
+  preflight checks each); most ``net.core.*`` are not (:data:`GLOBAL_SYSCTLS`).
+  ``tcp_congestion_control`` is the exception (:data:`PER_SOCKET_SYSCTLS`): a new namespace
+  inherits the machine's (bbr on some machines, where the model's default is cubic) and may
+  only be given one of the machine's ``tcp_allowed_congestion_control``, so the agents set the
+  namespace's value (the scenario's, else cubic) on every socket with ``TCP_CONGESTION``; neighbour parameters are per device in a namespace (a new namespace
   has no ``neigh.default``), so they are written for each device after it is created;
 * kernel noise the model does not simulate is switched off before any link comes up: IPv6
   (router solicitations, MLD and DAD frames; Docker disables IPv6 in containers without it),
@@ -31,8 +38,13 @@ Mapping (Mininet's split of a topology description from its realisation):
   default in a new namespace once br_netfilter is built in; the model's default is off, as
   Docker 28 leaves it). ``rp_filter`` and ``ip_forward`` are set explicitly because a new
   namespace inherits them from the machine's (``devconf_inherit_init_net`` = 0);
-* offloads: TSO/GSO/GRO of every veth and NIC end are set to the device's ``features`` in
-  the graph (default: off, since the model segments nothing), with ethtool.
+* offloads: TSO/GSO/GRO of every veth, NIC stand-in, bridge and vxlan device are set to the
+  device's ``tso``/``gro`` in the graph (Linux's defaults unless the scenario's ``offloads:``
+  say otherwise: TSO on everywhere, GRO on NICs) with ``ethtool -K`` (:func:`offload_features`).
+  Checked on Linux 6.18: veth, bridge and vxlan accept ``tso``/``gso``/``gro`` on and off;
+  macvlan refuses to turn TSO/GSO off (``MACVLAN_ALWAYS_ON_OFFLOADS``: its lower device
+  segments instead), so a macvlan child is left as it is and, when the model's has TSO off,
+  the difference is a note.
 
 * Docker's iptables rules (nat.py): the nat table of a host that publishes ports or
   masquerades (DOCKER chain, DNAT, MASQUERADE), and DOCKER-ISOLATION between bridges, after
@@ -61,15 +73,19 @@ from .ops import (AddrAdd, FdbAdd, Iptables, LinkAdd, LinkSet, LinkUp, NeighAdd,
 
 __all__ = ["Op", "NetnsAdd", "Sysctl", "LinkAdd", "SetMaster", "SetMtu", "SetTxqlen", "AddrAdd", "RouteAdd",
            "Offloads", "LinkUp", "TcQdisc", "LinkSet", "FdbAdd", "NeighAdd", "Iptables", "Plan", "PlanError",
-           "build_plan", "DEVICE_BUILDERS", "PREFIX_RE", "IFNAMSIZ", "GLOBAL_SYSCTLS", "KernelFeatures",
-           "DEFAULT_OFFLOADS"]
+           "build_plan", "DEVICE_BUILDERS", "PREFIX_RE", "IFNAMSIZ", "GLOBAL_SYSCTLS", "PER_SOCKET_SYSCTLS",
+           "KernelFeatures",
+           "offload_features"]
 
 IFNAMSIZ = 15                                   # Linux interface names: 15 characters + NUL
 PREFIX_RE = re.compile(r"^sn[0-9a-f]{5}$")      # a run's prefix: "sn" + 5 hex digits
 # not writable in a namespace on Linux 6.18: global, or read-only mirrors of the machine's value
+# set by the agents on each socket instead: a namespace's default congestion control may only be one of
+# the machine's tcp_allowed_congestion_control (tcp_set_default_congestion_control: EPERM otherwise, and
+# that list is global), while a socket with CAP_NET_ADMIN may take any the kernel has (TCP_CONGESTION)
+PER_SOCKET_SYSCTLS = frozenset({"net.ipv4.tcp_congestion_control"})
 GLOBAL_SYSCTLS = frozenset({"net.core.netdev_max_backlog", "net.core.wmem_default", "net.core.rmem_default",
                             "net.core.wmem_max", "net.core.rmem_max"})
-DEFAULT_OFFLOADS = (("tso", False), ("gso", False), ("gro", False))
 
 # Written in every namespace before any link exists: kernel behaviour the model does not have.
 NOISE_SYSCTLS = (
@@ -139,11 +155,21 @@ def _loopback(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
     c.ups.insert(0, LinkUp(c.ns(d["netns"]), d["ifname"]))
 
 
+def offload_features(d: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
+    """``ethtool -K`` features of a device from the graph's ``tso``/``gro`` (compile.py ``_offloads``).
+
+    GSO follows TSO: TCP builds GSO packets whatever the device's ``gso`` (``sk_setup_caps`` sets
+    NETIF_F_GSO for every TCP socket), so either way a device without TSO has them cut into
+    MSS-sized segments in software before it counts them (``validate_xmit_skb``), as the model
+    does. GRO as the model has it: on the NICs (on a veth, GRO turns on its NAPI receive path,
+    which aggregates as a NIC's GRO does), off elsewhere."""
+    tso = bool(d.get("tso", True))
+    return (("tso", tso), ("gso", tso), ("gro", bool(d.get("gro", False))))
+
+
 def _offloads(c: _Ctx, ns: str, ifname: str, d: dict[str, Any]) -> None:
-    feats = d.get("features")
-    items = tuple(sorted(feats.items())) if isinstance(feats, dict) else DEFAULT_OFFLOADS
     c.plan.needs_tools.add("ethtool")
-    c.shaping.append(Offloads(ns, ifname, tuple((k, bool(v)) for k, v in items)))
+    c.shaping.append(Offloads(ns, ifname, offload_features(d)))
 
 
 def _veth(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
@@ -170,6 +196,7 @@ def _bridge(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
                               type_args=("mcast_snooping", "0")))
     c.plan.needs_link_kinds.add("bridge")
     c.fact(nid)
+    _offloads(c, ns, d["ifname"], d)
     c.ups.insert(0, LinkUp(ns, d["ifname"]))
     if any(k == "master" for _u, _v, k in c.g.in_edges(nid, data="kind")):
         c.plan.carrier.append((d["netns"], d["ifname"]))
@@ -183,10 +210,13 @@ def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
         return
     wires = [v for _u, v, k in c.g.out_edges(nid, data="kind") if k == "wire"]
     ns = c.ns(d["netns"])
+    wire: dict[str, Any] = {}
     if wires:
         pid = wires[0]
         pd = c.g.nodes[pid]
         delay_s = next(dd["delay_s"] for _u, v, dd in c.g.out_edges(nid, data=True) if v == pid)
+        wire = {x: next(dd for _u, v, dd in c.g.out_edges(x, data=True) if v == y and dd.get("kind") == "wire")
+                for x, y in ((nid, pid), (pid, nid))}
         c.links.append(LinkAdd(ns, d["ifname"], "veth", mac=d["mac"], mtu=d["mtu"], peer_ns=c.ns(pd["netns"]),
                                peer_ifname=pd["ifname"], peer_mac=pd["mac"], peer_mtu=pd["mtu"]))
         ends = [(nid, d), (pid, pd)]
@@ -207,10 +237,27 @@ def _nic(c: _Ctx, nid: str, d: dict[str, Any]) -> None:
         c.fact(x, kind="nic", txqueuelen=xd["txqueuelen"])
         _offloads(c, xns, xd["ifname"], xd)
         c.shaping.append(SetTxqlen(xns, xd["ifname"], xd["txqueuelen"]))
-        shape(c, xns, xd["ifname"], xd["rate_bps"], xd["txqueuelen"] + xd["tx_ring"], delay_s)
+        e = wire.get(x, {})
+        # the link's impairments (nic.py): its rate caps the NIC's, its queue replaces the qdisc and ring
+        rate = min(xd["rate_bps"], e.get("rate_bps") or xd["rate_bps"])
+        limit = e["queue"] + 1 if e.get("queue") else xd["txqueuelen"] + xd["tx_ring"]
+        impairment_notes(c, f"{xd['netns']}:{xd['ifname']}", e)
+        shape(c, xns, xd["ifname"], rate, limit, delay_s)
         c.ups.append(LinkUp(xns, xd["ifname"]))
         if wires:
             c.plan.carrier.append((xd["netns"], xd["ifname"]))
+
+
+def impairment_notes(c: _Ctx, where: str, e: dict[str, Any]) -> None:
+    """Report the link losses and jitter the replay does not reproduce (netem, absent here, is not used)."""
+    lost = [f"frames {', '.join(map(str, e['drop']))} (drop list)" if e.get("drop") else "",
+            f"{e['loss'] * 100:g} % of frames at random" if e.get("loss") else "",
+            f"±{e['jitter_s'] * 1e6:g} µs of jitter" if e.get("jitter_s") else ""]
+    lost = [x for x in lost if x]
+    if lost:
+        c.plan.notes.append(f"the model's link from {where} has {' and '.join(lost)}: the replay's does not (the "
+                            "kernel has no netem qdisc, and simnet applies none): its retransmissions and timing "
+                            "differ")
 
 
 def delay_note(c: _Ctx, delay_s: float, what: str) -> None:
@@ -302,9 +349,7 @@ def build_plan(g: nx.MultiDiGraph, prefix: str, features: KernelFeatures | None 
         values = list(NOISE_SYSCTLS)
         per_dev_neigh = []
         for name in SYSCTLS:
-            if name.startswith("net.ipv4.tcp_"):
-                # TCP is replayed by no agent yet (workloads.py refuses TCP workloads), and a
-                # namespace may only pick congestion controls the machine allows
+            if name in PER_SOCKET_SYSCTLS:
                 continue
             v = node["sysctls"].get(name)
             text = _sysctl_text(name, v) if v is not None else _default_text(name)

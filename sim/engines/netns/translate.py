@@ -3,11 +3,13 @@
 Per namespace of the graph, keyed as the DES keys it (a host's root namespace under the
 host's name, a sandbox under the container's name): ``dev`` for every device of the graph
 (the six fields of ``/sys/class/net/*/statistics`` the model keeps), ``snmp`` with the
-model's fields of ``Ip``, ``Icmp``, ``Udp`` (``/proc/net/snmp``), ``IcmpMsg`` (its non-zero
-entries, in the model's order) and ``IpExt`` (``/proc/net/netstat``), ``arp`` (frames counted
+model's fields of ``Ip``, ``Icmp``, ``Tcp``, ``Udp`` (``/proc/net/snmp``), ``IcmpMsg`` (its
+non-zero entries, in the model's order), ``IpExt`` and ``TcpExt`` (``/proc/net/netstat``; the
+fields the model keeps, models/linux/tcp/table.py), ``arp`` (frames counted
 by the namespace agent; ``res_failed`` and ``unresolved_discards`` are machine-wide in the
 kernel, so null here), ``qdisc`` for NICs. Counters are deltas over the run; configuration
-values (``Forwarding``, ``DefaultTTL``) are read as they are. A NIC's ``rx_bytes`` gets the
+values and gauges (``Forwarding``, ``DefaultTTL``, ``RtoMin``, ``CurrEstab``, ...) are read as
+they are. A NIC's ``rx_bytes`` gets the
 padding to 60 bytes of each shorter frame it received (counted by the namespace agent): a
 physical NIC counts received frames padded, the veth that stands in for it does not.
 
@@ -33,6 +35,7 @@ from typing import Any
 
 from simnet.compile import Compiled
 from simnet.models.linux.netns import ICMP_FIELDS, IP_FIELDS, IPEXT_FIELDS, UDP_FIELDS
+from simnet.models.linux.tcp.table import TCP_FIELDS, TCPEXT_FIELDS
 
 from .counters import DEV_FIELDS, delta
 
@@ -44,8 +47,11 @@ SNMP_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Icmp": ("snmp", ICMP_FIELDS),
     "Udp": ("snmp", UDP_FIELDS),
     "IpExt": ("netstat", IPEXT_FIELDS),
+    "Tcp": ("snmp", TCP_FIELDS),
+    "TcpExt": ("netstat", TCPEXT_FIELDS),
 }
-GAUGES = {("Ip", "Forwarding"), ("Ip", "DefaultTTL")}
+GAUGES = {("Ip", "Forwarding"), ("Ip", "DefaultTTL"), ("Tcp", "RtoAlgorithm"), ("Tcp", "RtoMin"), ("Tcp", "RtoMax"),
+          ("Tcp", "MaxConn"), ("Tcp", "CurrEstab")}
 
 
 def _icmp_msg_key(name: str) -> tuple[bool, int]:
@@ -98,8 +104,8 @@ def kernel_counters(comp: Compiled, ns_results: dict[str, dict[str, Any]],
             if group == "Icmp":
                 msg = {k: v for k, v in d["snmp"].get("IcmpMsg", {}).items() if v}
                 snmp["IcmpMsg"] = {k: msg[k] for k in sorted(msg, key=_icmp_msg_key)}
-        snmp = {k: snmp[k] for k in ("Ip", "Icmp", "IcmpMsg", "Udp", "IpExt") if k in snmp} | {
-            k: v for k, v in snmp.items() if k not in ("Ip", "Icmp", "IcmpMsg", "Udp", "IpExt")}
+        order = ("Ip", "Icmp", "IcmpMsg", "Tcp", "Udp", "IpExt", "TcpExt")      # the model's (Netns.snmp)
+        snmp = {k: snmp[k] for k in order if k in snmp} | {k: v for k, v in snmp.items() if k not in order}
         arp = {"requests_sent": 0, "replies_sent": 0, "requests_received": 0, "replies_received": 0}
         for per_dev in r["arp"].values():
             for k in arp:

@@ -3,7 +3,7 @@
 :data:`APPS` maps a workload's ``app`` to its replay: the agents' configurations (the
 scenario's timing and socket options), a bound on how long it may take, and how the agents'
 results become the flow's row in flows.csv (the DES's schema). ``udp`` and ``udp_rr`` are
-here; TCP's apps add entries (and their agents to agents.ROLES).
+here, ``tcp_bulk``, ``tcp_stream`` and ``tcp_rr`` in tcpflows.py (agents in agents/tcp.py).
 
 Applications are pinned to CPUs as the model pins them: in workload order, the server (sink)
 then the client take the next CPU of their host, round-robin (``Host.app_cpu``); the hosts'
@@ -11,7 +11,9 @@ CPUs are laid on the machine's in turn (host 1's CPUs first, then host 2's, …)
 agent takes its CPU modulo the machine's. They run SCHED_FIFO (servers above clients, so that a
 receiver sharing its CPU with a sender that never pauses still reads, as the model's FIFO CPU
 lets it): the model's applications own their CPU, and under the default scheduler a receiver
-woken on a CPU that something else uses waits milliseconds while its socket overflows.
+woken on a CPU that something else uses waits milliseconds while its socket overflows. TCP's
+agents run under the default scheduler: flow control keeps a slow reader from losing data,
+and a real-time writer that never sleeps would starve its CPU's softirq work.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from simnet.compile import Compiled, WorkloadPlan
 from simnet.models.linux.params import StackParams, apply_sysctls
 from simnet.results.results import FlowResult
 from simnet.rng import stream
+
+from .tcpflows import tcp_bound, tcp_client, tcp_flow_result, tcp_server
 
 RTPRIO_SERVER = 20
 RTPRIO_CLIENT = 10
@@ -91,11 +95,15 @@ class AppReplay:
     client: Any
     server: Any
     bound: Any
+    realtime: bool = True          # run the agents SCHED_FIFO (see the module docstring)
+    result: Any = None             # (pair, client, server, t0) -> FlowResult; None: the UDP one
 
 
 APPS: dict[str, AppReplay] = {
     "udp": AppReplay(_udp_client, _udp_server, _udp_bound),
     "udp_rr": AppReplay(_rr_client, _rr_server, _rr_bound),
+    **{app: AppReplay(tcp_client, tcp_server, tcp_bound, realtime=False, result=tcp_flow_result)
+       for app in ("tcp_bulk", "tcp_stream", "tcp_rr")},
 }
 
 
@@ -128,9 +136,9 @@ def agent_configs(comp: Compiled, deadline_t: float) -> list[AgentPair]:
         if wp.dst_netns is not None and wp.spec.listen:
             server_ns = wp.dst_netns
             server = {**app.server(comp, wp), "cpu": cpu_of(server_ns), "deadline": deadline_t,
-                      "rtprio": RTPRIO_SERVER}
+                      "rtprio": RTPRIO_SERVER if app.realtime else None}
         client = {**app.client(comp, wp), "cpu": cpu_of(wp.src_netns), "deadline": deadline_t, "until_s": until,
-                  "rtprio": RTPRIO_CLIENT}
+                  "rtprio": RTPRIO_CLIENT if app.realtime else None}
         out.append(AgentPair(wp.index, wp.name, wp.app, wp, wp.src_netns, client, server_ns, server))
     return out
 
@@ -190,6 +198,9 @@ def quiesce_bound_s(comp: Compiled) -> float:
 
 def flow_result(pair: AgentPair, client: Any, server: Any, t0: float) -> FlowResult:
     """One flows.csv row from the agents' reports (times relative to time zero)."""
+    custom = APPS[pair.app].result
+    if custom is not None:
+        return custom(pair, client, server, t0)
     wp, w = pair.plan, pair.plan.spec
     c = {**(client.done or {}), **(client.result or {})}
     s = (server.result or {}) if server is not None else {}

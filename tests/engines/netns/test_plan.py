@@ -103,12 +103,14 @@ def test_plan_builds_every_device_once_in_order(path):
     masters = {(o.ns, o.ifname): o.master for o in ops if isinstance(o, SetMaster)}
     assert masters == {(f"{PREFIX}-{d['netns']}", d["ifname"]): g.nodes[d["master"]]["ifname"]
                        for _n, d in g.nodes(data=True) if d.get("master")} | {p: "sw" for p in ports if p[1] != "sw"}
-    # offloads off (the model segments nothing) on every veth end, NIC and vxlan; children follow their lower
-    offl = {(o.ns, o.ifname) for o in ops if isinstance(o, Offloads)}
-    assert offl == {(ns, i) for ns, i in made if not i.startswith(PREFIX) and i != "sw"} - {
+    # offloads as the graph has them on every veth end, NIC, bridge and vxlan; macvlan/ipvlan children keep theirs
+    offl = {(o.ns, o.ifname): dict(o.features) for o in ops if isinstance(o, Offloads)}
+    assert set(offl) == {(ns, i) for ns, i in made if not i.startswith(PREFIX) and i != "sw"} - {
         (f"{PREFIX}-{d['netns']}", d["ifname"]) for _n, d in g.nodes(data=True)
-        if d["kind"] in ("bridge", "macvlan", "ipvlan", "dummy")}
-    assert all(dict(o.features) == {"tso": False, "gso": False, "gro": False} for o in ops if isinstance(o, Offloads))
+        if d["kind"] in ("macvlan", "ipvlan", "dummy")}
+    for _n, d in g.nodes(data=True):
+        if (f"{PREFIX}-{d.get('netns')}", d.get("ifname")) in offl:
+            assert offl[f"{PREFIX}-{d['netns']}", d["ifname"]] == {"tso": d["tso"], "gso": d["tso"], "gro": d["gro"]}
     # Docker's static FDB and neighbour entries on every vxlan device
     for _n, d in g.nodes(data=True):
         if d["kind"] == "vxlan":
@@ -167,10 +169,29 @@ def test_model_sysctls_are_written_with_the_model_values():
     # global or read-only in a namespace: not written
     assert "net.core.rmem_default" not in a and "net.core.netdev_max_backlog" not in a
     every = {k.replace("neigh.eth0.", "neigh.default.") for k in a}
-    tcp = {k for k in SYSCTLS if k.startswith("net.ipv4.tcp_")}      # no TCP agents yet: not replayed
-    assert tcp and not tcp & every
-    assert set(SYSCTLS) - tcp - {"net.core.netdev_max_backlog", "net.core.wmem_default", "net.core.rmem_default",
-                                 "net.core.wmem_max", "net.core.rmem_max"} <= every
+    assert set(SYSCTLS) - {"net.core.netdev_max_backlog", "net.core.wmem_default", "net.core.rmem_default",
+                           "net.core.wmem_max", "net.core.rmem_max", "net.ipv4.tcp_congestion_control"} <= every
+
+
+def test_tcp_sysctls_are_written_per_namespace_with_the_model_values():
+    """The TCP parameters are written per namespace with the model's values (the buffers as three
+    numbers); the congestion control is left to the agents' sockets (test_tcp_agents_take_...)."""
+    _comp, plan = plan_of("""
+        name: s
+        containers:
+          a: {sysctls: {net.ipv4.tcp_congestion_control: reno, net.ipv4.tcp_wmem: "4096 65536 1048576"}}
+          b: {}
+    """)
+    by_ns = {}
+    for o in plan.ops:
+        if isinstance(o, Sysctl):
+            by_ns.setdefault(o.ns, {}).update(dict(o.values))
+    a, b = by_ns[f"{PREFIX}-a"], by_ns[f"{PREFIX}-b"]
+    # a namespace may only default to the machine's allowed congestion controls: set per socket instead
+    assert "net.ipv4.tcp_congestion_control" not in a and "net.ipv4.tcp_congestion_control" not in b
+    assert a["net.ipv4.tcp_wmem"].split() == ["4096", "65536", "1048576"]
+    assert b["net.ipv4.tcp_wmem"].split() == ["4096", "16384", "4194304"]          # tcp_init()'s
+    assert b["net.ipv4.tcp_rto_min_us"] == "200000" and b["net.ipv4.tcp_timestamps"] == "1"
 
 
 def test_sysctl_the_kernel_cannot_set_in_a_namespace_is_a_note():

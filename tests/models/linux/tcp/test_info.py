@@ -56,7 +56,7 @@ def test_counts_follow_from_the_transfer(lossy):
     assert c["tcpi_bytes_sent"] == SIZE + MSS                          # the retransmission included
     assert c["tcpi_data_segs_out"] == segs + 1                         # TSO off: one skb per segment
     assert s["tcpi_data_segs_in"] == segs                              # the lost one arrived once
-    assert s["tcpi_bytes_received"] == SIZE
+    assert s["tcpi_bytes_received"] == SIZE + 1                         # and the FIN (tcp_rcv_nxt_update)
     assert c["tcpi_bytes_acked"] == SIZE + 2                           # SYN and FIN
     # every segment one side sent, the other received (nothing else was lost)
     assert c["tcpi_segs_out"] == s["tcpi_segs_in"] + 1
