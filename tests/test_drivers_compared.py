@@ -25,7 +25,7 @@ def test_csv_and_png_per_driver(dc):
     res, out = dc
     rows = {r["flow"]: r for r in csv.DictReader(open(out / "flows.csv"))}
     for d in DRIVERS:
-        for kind in ("rr", "bulk"):
+        for kind in ("rr", "bulk", "tcp_rr", "tcp_bulk"):
             r = rows[f"{d}_{kind}"]
             assert int(r["packets_delivered"]) == int(r["packets_sent"]) > 0
             assert float(r["latency_p50_s"]) > 0 and float(r["goodput_bps"]) > 0
@@ -52,3 +52,29 @@ def test_breakdown_accounts_for_every_difference(dc):
     assert per["ipvlan_rr"]["cpu:ipvlan_xmit"] > 0
     # the 50 bytes of VXLAN make the overlay's frames take longer on the wire
     assert per["overlay_bulk"]["serialisation"] > per["macvlan_bulk"]["serialisation"]
+
+
+def test_tcp_per_driver_and_what_explains_each_difference(dc):
+    res, out = dc
+    rows = {r["flow"]: r for r in csv.DictReader(open(out / "flows.csv"))}
+    per = {f.name: {r["layer"]: r["seconds_per_packet"] for r in f.breakdown()} for f in res.flows}
+    for kind in ("tcp_rr", "tcp_bulk"):
+        base = res.flow(f"host_{kind}")
+        for d in DRIVERS:
+            f = res.flow(f"{d}_{kind}")
+            assert f.retransmits == 0 and int(rows[f.name]["retransmits"]) == 0
+            if kind == "tcp_bulk":
+                assert f.bytes_delivered == 4_000_000 and f.packets_delivered == -(-4_000_000 // 65536)
+                assert float(rows[f.name]["goodput_bps"]) == pytest.approx(f.goodput_bps)
+            other, b = per[f.name], per[base.name]
+            deltas = {k: other.get(k, 0.0) - b.get(k, 0.0) for k in set(other) | set(b)}
+            assert sum(deltas.values()) == pytest.approx(f.latencies_s.mean() - base.latencies_s.mean(), abs=1e-12)
+    # the same stages as for UDP name what each driver adds to a TCP round trip
+    assert per["overlay_tcp_rr"]["cpu:vxlan_xmit"] > 0 and per["overlay_tcp_rr"]["cpu:vxlan_rcv"] > 0
+    assert per["bridge_tcp_rr"]["cpu:nf_nat"] > 0 and per["bridge_tcp_rr"]["cpu:bridge"] > 0
+    assert per["macvlan_tcp_rr"]["cpu:macvlan_xmit"] > 0 and "cpu:veth_xmit" not in per["macvlan_tcp_rr"]
+    assert per["ipvlan_tcp_rr"]["cpu:ipvlan_xmit"] > 0
+    # MSS from each path's MTU: the overlay's 1450 leaves 1398 bytes per segment, the others 1448
+    for d in DRIVERS:
+        mss = res.flow(f"{d}_tcp_bulk").tcp["client"]["tcpi_snd_mss"]
+        assert mss == (1450 if d == "overlay" else 1500) - 40 - 12

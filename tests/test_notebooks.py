@@ -29,7 +29,8 @@ def test_notebook_runs(path, tmp_path):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3 or path.stem == "03-docker-drivers"
     if path.stem == "03-docker-drivers":
-        assert "layers add up to the measured mean latency for every driver" in text and len(images) >= 2
+        assert "layers add up to the measured mean latency for every driver" in text and len(images) >= 3
+        assert "TCP: layers add up to the measured mean latency for every driver" in text
     if path.stem == "02-tcp":
         assert "RTT 3: cwnd    80 segments" in text and "usable send buffer" in text
         assert "DelayedACKs: 19" in text

@@ -1,4 +1,5 @@
-"""docker-proxy, Docker's userland proxy: moby ``cmd/docker-proxy`` (``proxy.go``, ``udp_proxy.go``).
+"""docker-proxy, Docker's userland proxy: moby ``cmd/docker-proxy`` (``proxy.go``, ``udp_proxy.go``,
+``tcp_proxy.go``).
 
 With ``userland-proxy`` on (Docker's default) the daemon starts one ``docker-proxy`` process per
 published port; it binds the host port in the host's namespace and relays to the container.
@@ -13,28 +14,55 @@ copy to user space, the proxy's own work (Go runtime, epoll wake-up: the ``docke
 stage) and a ``sendto`` with its copy back into the kernel. :class:`UdpProxy` is the UDP
 flavour (``UDPProxy``: a connection-tracking map from client address to backend socket, one
 goroutine per backend reading replies; sessions time out after 90 s, longer than simnet's
-runs). A TCP flavour accepts on the listener and opens a second connection per client
-(``TCPProxy``), on the same base class.
+runs). :class:`TcpProxy` is ``TCPProxy`` (moby 28, ``tcp_proxy.go``): the daemon's listening
+socket on the host port; per accepted client (``Run``) a second connection to the container
+(``clientLoop``: ``net.DialTCP``) and two brokers, ``io.Copy(backend, client)`` and
+``io.Copy(client, backend)``; a broker that reads end of file half-closes the other side
+(``from.CloseRead(); to.CloseWrite()``: the FIN goes on), and the connection pair is closed
+when both are done. So a proxied TCP flow is two TCP connections, each with its own handshake,
+sequence numbers, congestion window, TCP_INFO and snmp ``Tcp`` counts (``ActiveOpens`` for the
+proxy's connect, ``PassiveOpens`` for its accept, in the host namespace).
 
 Each relayed datagram is a new packet (the proxy's), carrying the application's payload and
 the per-layer ledger of the packet it relays, so end-to-end latencies and breakdowns stay
-whole. Counters per socket: datagrams and bytes in and out, and the number of sessions.
+whole. For TCP the ledger rides on the application records of the byte stream
+(models.linux.tcp.sock ``Mark``): the proxy's read returns the records of the bytes it read,
+and its write passes each on with the byte it belongs to, its ledger so far in ``pre``: the
+first connection's layers up to the end of the proxy's ``read()`` (send path, wire, receive
+queue, the read), then ``cpu:docker_proxy``, the proxy's blocking on a full send buffer
+(``sndbuf``) or for its CPU (``cpu_wait``) and ``cpu:tcp_sendmsg`` (the write and the bytes
+ahead of the record in it), then the second connection's layers as for any TCP flow. A sample
+of a proxied flow therefore adds up to its latency, with the stages of both connections (two
+``cpu:tcp_recvmsg`` and ``cpu:tcp_sendmsg`` each way, summed under their names).
+Counters per socket: messages (``read``/``write`` calls that moved data) and bytes in and
+out, the number of sessions and, for TCP, each connection pair with both sockets' TCP_INFO.
 
-Scope and limitations: the proxy's goroutine scheduling is one CPU segment per message.
-Validation: tests/models/linux/test_nat.py (two sockets, their counters, the extra cost).
+Scope and limitations: the proxy's goroutine scheduling is one CPU segment per message (UDP)
+or per read-and-write (TCP), all on the proxy's CPU. Go's ``io.Copy`` between two
+``*net.TCPConn`` uses ``splice(2)`` through a pipe on Linux (Go's net/splice_linux.go, up to
+1 MiB per call), which moves page references where simnet charges the per-byte copy of a
+``read()`` and a ``write()``: the per-call costs are the same, the per-byte ones an upper
+bound. Reads take up to 1 MiB (Go's ``maxSpliceSize``). No ``SO_LINGER``, no 5 s dial timeout
+(a refused backend connection closes the client's, as moby does).
+Validation: tests/models/linux/test_nat.py (two sockets, their counters, the extra cost) and
+tests/models/linux/test_tcp_proxy.py (two TCP connections, their counters and SYNs in pcap).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..linux.skb import int_to_ip
+from ..linux.tcp.info import tcp_info
+from ..linux.tcp.sock import Mark, TcpSock
 from ..linux.udp import UdpSock
+from .tcp import mark_ledger
 
 if TYPE_CHECKING:
     from ..linux.cpu import Cpu
     from ..linux.netns import Netns
 
-__all__ = ["UserlandProxy", "UdpProxy", "PROXIES"]
+__all__ = ["UserlandProxy", "UdpProxy", "TcpProxy", "PROXIES"]
 
 
 class _SockStats:
@@ -138,5 +166,209 @@ class UdpProxy(UserlandProxy):
             self.frontend_stats.tx_bytes += payload
 
 
-# docker-proxy flavours by protocol; TCP's registers here when TCP is modelled
-PROXIES: dict[str, type[UserlandProxy]] = {"udp": UdpProxy}
+SPLICE_MAX_BYTES = 1 << 20          # Go's maxSpliceSize (internal/poll/splice_linux.go)
+
+
+class _Broker:
+    """One direction of a proxied connection: moby's ``broker(to, from)``, ``io.Copy(to, from)``
+    then ``from.CloseRead(); to.CloseWrite()``. A read of up to 1 MiB, the proxy's work, a write
+    of what was read (waiting for send-buffer space when it does not fit), again."""
+
+    __slots__ = ("px", "sess", "src", "dst", "rx", "tx", "pending", "done", "left", "written", "marks", "mk",
+                 "t_read", "dp_s", "blocked_s", "cpu_wait_s", "since", "ready")
+
+    def __init__(self, px: "TcpProxy", sess: "_Session", src: TcpSock, dst: TcpSock, rx: _SockStats,
+                 tx: _SockStats) -> None:
+        self.px, self.sess, self.src, self.dst, self.rx, self.tx = px, sess, src, dst, rx, tx
+        self.pending = self.done = False
+        self.left = self.written = self.mk = 0
+        self.marks: list[tuple[int, Mark]] = []
+        self.t_read = self.dp_s = self.blocked_s = self.cpu_wait_s = self.ready = 0.0
+        self.since: float | None = None
+
+    def wake(self) -> None:
+        """``sk_data_ready`` of the source (or the start): the goroutine runs unless it sleeps in a
+        write (then the destination's ``sk_write_space`` resumes it)."""
+        if self.pending or self.done or self.since is not None:
+            return
+        self.pending = True
+        self.sess.busy()
+        self.px.cpu.submit(self.run, None)
+
+    def writable(self) -> None:
+        """``sk_write_space`` of the destination: the blocked write goes on."""
+        if self.since is None or self.pending:
+            return
+        now = self.px.ctx.vnow()
+        self.blocked_s += now - self.since
+        self.since = None
+        self.ready = now
+        self.pending = True
+        self.sess.busy()
+        self.px.cpu.submit(self.run, None)
+
+    def run(self, _arg: Any) -> None:
+        self.pending = False
+        seg = self.px.ctx.seg
+        costs = seg.cpu.costs
+        if self.left:
+            if seg.start > self.ready:
+                self.cpu_wait_s += seg.start - self.ready
+            if not self._write(seg):
+                self.sess.idle()
+                return
+        src = self.src
+        call = costs["syscall"].per_packet_s + costs["tcp_recvmsg"].per_packet_s
+        per_byte = costs["tcp_recvmsg"].per_byte_s
+        dp = costs["docker_proxy"].per_packet_s
+        while not self.done:
+            if not src.readable():
+                if src.at_eof() or src.err:
+                    seg.cost += call                      # the read that returns 0 (or the error)
+                    self._eof(seg)
+                break
+            start = seg.start + seg.cost
+            seg.cost += call
+            before = src.copied_seq
+            got, marks = src.recvmsg(SPLICE_MAX_BYTES)
+            seg.cost += per_byte * got
+            t_end = seg.start + seg.cost
+            self.rx.rx_msgs += 1
+            self.rx.rx_bytes += got
+            seg.cost += dp                                # the proxy's own work between the calls
+            relayed = []
+            for m in marks:
+                r = Mark(m.app, m.t_call, mark_ledger(m, start, t_end))
+                relayed.append((m.end_seq - before, r))
+            self.left, self.written, self.marks, self.mk = got, 0, relayed, 0
+            self.t_read, self.dp_s, self.blocked_s, self.cpu_wait_s = t_end, dp, 0.0, 0.0
+            if not self._write(seg):
+                break
+        self.sess.idle()
+
+    def _write(self, seg: Any) -> bool:
+        """write() of what is left of the chunk; False: blocked (or failed)."""
+        costs = seg.cpu.costs
+        seg.cost += costs["syscall"].per_packet_s + costs["tcp_sendmsg"].per_packet_s
+        base = self.written
+        pend = [(off - base, m) for off, m in self.marks[self.mk:]]
+        copied = self.dst.sendmsg(self.left, marks=pend)
+        if copied < 0:                                    # io.Copy fails: this direction is over
+            self.left = 0
+            self._eof(seg)
+            return False
+        for off, m in pend:
+            if off > copied:
+                break
+            self.mk += 1
+            pre = m.pre
+            rest = m.t_copied - self.t_read - self.dp_s - self.blocked_s - self.cpu_wait_s
+            for k, v in (("cpu:docker_proxy", self.dp_s), ("sndbuf", self.blocked_s), ("cpu_wait", self.cpu_wait_s),
+                         ("cpu:tcp_sendmsg", rest)):
+                if v > 0.0:
+                    pre[k] = pre.get(k, 0.0) + v
+        self.left -= copied
+        self.written += copied
+        self.tx.tx_bytes += copied
+        if self.left:
+            self.since = seg.start + seg.cost             # asleep until sk_write_space
+            return False
+        self.tx.tx_msgs += 1
+        return True
+
+    def _eof(self, seg: Any) -> None:
+        """``from.CloseRead(); to.CloseWrite()``: the FIN goes on to the other side."""
+        self.done = True
+        seg.cost += seg.cpu.costs["syscall"].per_packet_s
+        self.dst.close()
+        self.sess.broker_done()
+
+
+class _Session:
+    """One client connection and the proxy's connection to the container (``clientLoop``)."""
+
+    __slots__ = ("front", "back", "up", "down", "closed")
+
+    def __init__(self, px: "TcpProxy", front: TcpSock, back: TcpSock) -> None:
+        self.front, self.back = front, back
+        self.up = _Broker(px, self, front, back, px.frontend_stats, px.backend_stats)
+        self.down = _Broker(px, self, back, front, px.backend_stats, px.frontend_stats)
+        self.closed = False
+
+    def busy(self) -> None:
+        self.front.user_idle = self.back.user_idle = False
+
+    def idle(self) -> None:
+        """Between calls the proxy sleeps in epoll: it touches a socket only when woken."""
+        if not (self.up.pending or self.down.pending):
+            self.front.user_idle = self.back.user_idle = True
+
+    def broker_done(self) -> None:
+        if self.up.done and self.down.done and not self.closed:
+            self.closed = True                            # client.Close(); backend.Close()
+            self.front.close()
+            self.back.close()
+
+
+class TcpProxy(UserlandProxy):
+    """``TCPProxy``: accepts on the host port, a second connection to the container per client."""
+
+    proto = "tcp"
+
+    def __init__(self, ns: "Netns", cpu: "Cpu", **kw: Any) -> None:
+        super().__init__(ns, cpu, **kw)
+        self.name = f"docker-proxy:{self.host_port}"
+        self.listener = TcpSock(ns, cpu, name=self.name)
+        self.listener.listen(self.host_port)
+        self.listener.on_accept = lambda child: self.cpu.submit(self._accept, child)
+        self.sessions_list: list[_Session] = []
+        self.connect_errors = 0
+
+    def _accept(self, child: TcpSock) -> None:
+        """accept(), then ``net.DialTCP`` to the container from a new socket."""
+        seg = self.ctx.seg
+        costs = seg.cpu.costs
+        seg.cost += costs["syscall"].per_packet_s
+        q = self.listener.accept_queue
+        if child in q:
+            q.remove(child)
+        self.sessions += 1
+        back = TcpSock(self.ns, self.cpu, name=self.name)
+        back.flow = child.flow
+        sess = _Session(self, child, back)
+        self.sessions_list.append(sess)
+        seg.cost += costs["syscall"].per_packet_s
+        back.on_connect = lambda rc, s=sess: self._connected(s, rc)
+        if back.connect(self.backend_addr, self.backend_port) < 0:
+            self._refused(sess)
+
+    def _connected(self, sess: _Session, rc: int) -> None:
+        if rc < 0:
+            self.cpu.submit(lambda _a: self._refused(sess), None)
+            return
+        front, back = sess.front, sess.back
+        front.on_readable, back.on_writable = sess.up.wake, sess.up.writable
+        back.on_readable, front.on_writable = sess.down.wake, sess.down.writable
+        sess.up.wake()                 # what the client sent while the proxy was connecting
+        sess.down.wake()
+
+    def _refused(self, sess: _Session) -> None:
+        """``Can't forward traffic to backend``: client.Close()."""
+        self.connect_errors += 1
+        sess.up.done = sess.down.done = sess.closed = True
+        sess.front.close()
+
+    def counters(self) -> dict[str, Any]:
+        out = super().counters()
+        out["connect_errors"] = self.connect_errors
+        out["connections"] = [{"frontend": _conn(s.front), "backend": _conn(s.back)} for s in self.sessions_list]
+        return out
+
+
+def _conn(sk: TcpSock) -> dict[str, Any]:
+    return {"local": f"{int_to_ip(sk.laddr)}:{sk.lport}", "remote": f"{int_to_ip(sk.raddr)}:{sk.rport}",
+            "tcp_info": tcp_info(sk)}
+
+
+# docker-proxy flavours by protocol
+PROXIES: dict[str, type[UserlandProxy]] = {"udp": UdpProxy, "tcp": TcpProxy}

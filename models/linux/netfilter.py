@@ -227,6 +227,18 @@ class Netfilter:
                 break
         self.confirm(skb)
 
+    def local_in(self, skb: Skb) -> None:
+        """NF_INET_LOCAL_IN: a reply to a DNATed connection gets its original source back (the
+        source half of ``nf_nat_packet`` for a local destination: the host's own connection to
+        127.0.0.1:<port> sees the answer come from there), then the entry is confirmed."""
+        ct = skb.nfct
+        if ct is not None and ct[0].confirmed and ct[1] == 1 and ct[0].dnat is not None:
+            c = ct[0]
+            self._charge(skb, "nf_nat")
+            skb.saddr, skb.sport = c.orig[3], c.orig[4]
+            return
+        self.confirm(skb)
+
     def confirm(self, skb: Skb) -> None:
         """__nf_conntrack_confirm(): both tuples into the table."""
         ct = skb.nfct

@@ -312,7 +312,7 @@ class Netns:
                 return
         self.snmp_ip["InDelivers"] += 1
         if self.nf is not None:
-            self.nf.confirm(skb)
+            self.nf.local_in(skb)
         proto = skb.proto
         if proto == IPPROTO_TCP:
             self.tcp.rcv(skb, pt)

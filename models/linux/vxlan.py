@@ -38,6 +38,15 @@ root namespace: ``ip link add vxlan0 type vxlan ...`` there, then ``ip link set 
   a multiple of 4; the outer IP protocol becomes 50 and the receiving host decrypts before
   the UDP lookup. The cipher's CPU cost is charged per byte (``esp_output``/``esp_input``).
 
+TCP's GSO super-segments (models.linux.tcp.offload) cross the bridge and the device whole
+(``tx_packets`` counts one, ``tx_bytes`` its inner IP length, as ``iptunnel_xmit_stats``
+does); the PMTU check takes each segment's length (``skb_gso_validate_network_len``). Linux
+keeps the encapsulated packet whole (``SKB_GSO_UDP_TUNNEL``) down to the NIC, whose
+``tx-udp_tnl-segmentation`` or the software GSO of ``validate_xmit_skb`` cuts it into one
+outer packet per inner segment; simnet cuts it at the device (``gso_segment`` charged per
+segment) and encapsulates each: the same frames on the underlay wire, each carrying one
+inner segment of at most the inner MSS.
+
 Receive: the UDP socket of port 4789 in the host namespace (an encapsulation socket, so the
 host's ``Udp InDatagrams`` counts every VXLAN packet) finds the device by VNI, strips the
 outer headers and hands the inner frame to the device (``gro_cells_receive``), whose bridge
@@ -49,8 +58,8 @@ encapsulated or decapsulated frame; a frame bounced with ICMP counts one transmi
 one received packet of the ICMP frame's length (590 bytes); proxied ARP counts nothing.
 
 Scope and limitations: IPv4 underlay only, no learning from received frames (Docker's
-static entries make it moot), no multicast groups or flooding entries, no GRO/GSO of outer
-packets, no ESP anti-replay window or rekeying (Docker rotates keys every 12 hours).
+static entries make it moot), no multicast groups or flooding entries, no GRO of outer
+packets (the receiving host delivers the inner segments one by one), no ESP anti-replay window or rekeying (Docker rotates keys every 12 hours).
 Validation: tests/models/linux/test_vxlan.py (sizes, fragments, ICMP, counters against the
 kernel's observed numbers), tests/results/test_pcap_drivers.py (tshark decodes the outer
 VXLAN frames), scenarios overlay-two-hosts.yaml and overlay-mtu.yaml.
@@ -188,7 +197,9 @@ class Vxlan(NetDevice):
             return
         if skb.eth_type == ETH_P_IP:
             mtu = vxlan_inner_mtu(sock_ns.path_mtu(rt, remote), self.esp_spi is not None)
-            if skb.l3_len > mtu and skb.df and mtu >= 576 and not (
+            # skb_gso_validate_network_len(): a GSO super-segment fits when each segment does
+            l3 = skb.l3_len if skb.gso_segs <= 1 else 20 + skb.tcp_hlen + skb.gso_size
+            if l3 > mtu and skb.df and mtu >= 576 and not (
                     skb.proto == IPPROTO_ICMP and skb.icmp_type in _ICMP_ERROR_TYPES):
                 self._pmtud_icmp(skb, mtu)
                 return
@@ -196,6 +207,11 @@ class Vxlan(NetDevice):
         self.tx_bytes += skb.l3_len
         if self.capture is not None:
             self.capture(self.ctx.vnow(), skb, self, True)
+        if skb.gso_segs > 1:
+            # SKB_GSO_UDP_TUNNEL: each segment leaves in an outer packet of its own
+            for s in self.gso_segment(skb):
+                sock_ns.ip_local_out(self._encapsulate(s, remote, rt), rt)
+            return
         sock_ns.ip_local_out(self._encapsulate(skb, remote, rt), rt)
 
     def _encapsulate(self, inner: Skb, remote: int, rt) -> Skb:

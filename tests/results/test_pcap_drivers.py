@@ -33,6 +33,7 @@ def overlay_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ovpcap")
     text = (SCENARIOS / "overlay-two-hosts.yaml").read_text().replace("count: 2000", "count: 50").replace(
         "count: 5000", "count: 100")
+    text = "\n".join(ln for ln in text.splitlines() if "app: tcp_" not in ln)    # the UDP workloads
     res = simnet.run(simnet.loads(text, "overlay-two-hosts.yaml"), pcap_dir=out / "pcap")
     return res, out
 
@@ -93,3 +94,48 @@ def test_tshark_decodes_vxlan(overlay_run):
 
 def g_addr(res, node: str) -> str:
     return res.graph.nodes[node]["addrs"][0].split("/")[0]
+
+
+@pytest.fixture(scope="module")
+def overlay_tcp(tmp_path_factory):
+    """overlay-two-hosts' TCP workloads alone, the transfer cut to 1 MB."""
+    out = tmp_path_factory.mktemp("ovtcp")
+    text = (SCENARIOS / "overlay-two-hosts.yaml").read_text().replace("count: 1000", "count: 20").replace(
+        "size: 8MB", "size: 1MB")
+    text = "\n".join(ln for ln in text.splitlines() if "app: udp" not in ln)
+    res = simnet.run(simnet.loads(text, "overlay-two-hosts.yaml"), pcap_dir=out / "pcap")
+    return res, out
+
+
+def test_overlay_tcp_mss_follows_the_container_mtu(overlay_tcp):
+    """MSS = container MTU − 40 in the SYN (1410); 1398 bytes per segment with timestamps (12 more
+    bytes of options); on the underlay every segment is alone in an outer packet 50 bytes longer."""
+    res, out = overlay_tcp
+    mtu = res.graph.nodes["web:eth0"]["mtu"]
+    underlay = res.graph.nodes["host1:eth0"]["mtu"]
+    assert mtu == underlay - 50
+    f = res.flow("tcp_bulk")
+    assert f.packets_delivered == f.packets_sent == -(-1_000_000 // 65536)
+    assert f.tcp["client"]["tcpi_snd_mss"] == f.tcp["server"]["tcpi_rcv_mss"] == mtu - 40 - 12 == 1398
+    assert res.flow("tcp_rr").tcp["client"]["tcpi_snd_mss"] == 1398
+    payloads = Counter()
+    syn_mss = []
+    with open(out / "pcap" / "host1-eth0.pcap", "rb") as fh:
+        for _ts, buf in dpkt.pcap.Reader(fh):
+            eth = dpkt.ethernet.Ethernet(buf)
+            if eth.type != dpkt.ethernet.ETH_TYPE_IP:
+                continue
+            outer = eth.data
+            assert len(outer) <= underlay
+            inner = dpkt.ethernet.Ethernet(bytes(outer)[20 + 8 + 8:]).data
+            assert len(outer) == 50 + len(inner)
+            tcp = inner.data
+            if tcp.flags & dpkt.tcp.TH_SYN:
+                syn_mss.append(int.from_bytes(dict(dpkt.tcp.parse_opts(tcp.opts))[dpkt.tcp.TCP_OPT_MSS], "big"))
+            if tcp.dport == 9003 and tcp.data:
+                assert len(tcp.opts) == 12                    # timestamps, aligned
+                payloads[len(tcp.data)] += 1
+    assert syn_mss == [mtu - 40] * 4            # SYN and SYN-ACK of both connections (db has the same MTU)
+    assert max(payloads) == 1398 and sum(k * v for k, v in payloads.items()) == 1_000_000
+    # 64 KiB writes cut into full segments: at most one short segment per write
+    assert sum(v for k, v in payloads.items() if k < 1398) <= f.packets_sent

@@ -419,9 +419,14 @@ class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
     def accept(self) -> "TcpSock | None":
         return self.accept_queue.popleft() if self.accept_queue else None
 
-    def sendmsg(self, nbytes: int, mark: Mark | None = None) -> int:
+    def sendmsg(self, nbytes: int, mark: Mark | None = None, *, marks: list[tuple[int, Mark]] | None = None) -> int:
         """tcp_sendmsg_locked(): copy up to ``nbytes``; returns the bytes copied (< nbytes: the
-        buffer is full and the caller must wait for ``on_writable``), or -errno."""
+        buffer is full and the caller must wait for ``on_writable``), or -errno.
+
+        ``mark`` rides with the last byte once the whole write is copied; ``marks`` are records at
+        byte offsets of this write (``(end offset, Mark)``, ascending), each attached when the
+        byte at its offset is copied (a relay passes on the records of what it read): the caller
+        passes those beyond the bytes copied again with the rest."""
         self.lock()
         st = self.state
         if self.err:
@@ -437,6 +442,7 @@ class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
         p_backlog = 0
         now = seg.start + seg.cost if seg is not None else self.ctx.env._now
         per_byte = seg.cpu.costs["syscall"].per_byte_s if seg is not None else 0.0
+        mk = 0
         while copied < nbytes:
             skb = sq[-1] if sq else None
             room = goal - (skb.end_seq - skb.seq) if skb is not None else 0
@@ -464,6 +470,8 @@ class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
             self.wmem_queued += n
             self.write_seq += n
             copied += n
+            if marks and mk < len(marks) and marks[mk][0] <= copied:
+                mk = self._attach_marks(marks, mk, copied, skb, now)
             if copied == nbytes:
                 break
             if skb.end_seq - skb.seq < goal:
@@ -487,6 +495,21 @@ class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
             self.push(self.nonagle, goal, copied_all=True)
         self.own()
         return copied
+
+    def _attach_marks(self, marks: list[tuple[int, Mark]], k: int, copied: int, skb: SendSkb, now: float) -> int:
+        """Attach the records of ``marks[k:]`` whose byte (offset ≤ ``copied``) was just copied
+        into ``skb``; returns the index of the first one left."""
+        while k < len(marks) and marks[k][0] <= copied:
+            off, m = marks[k]
+            m.end_seq = self.write_seq - (copied - off)
+            m.t_copied = now
+            m.snap = self.snapshot(now)
+            if skb.marks is None:
+                skb.marks = [m]
+            else:
+                skb.marks.append(m)
+            k += 1
+        return k
 
     def recvmsg(self, maxbytes: int) -> tuple[int, list[Mark]]:
         """tcp_recvmsg(): copy up to ``maxbytes`` in order; returns (bytes, marks passed).

@@ -214,7 +214,8 @@ class TcpTable:
             return
         child = TcpSock(ns, lst.cpu, cc=lst.ca_name, name=lst.name)
         child.parent = lst
-        child.flow = lst.flow
+        # a listener serving several flows (docker-proxy's) gives each child the flow of its SYN
+        child.flow = lst.flow if lst.flow >= 0 or skb.origin is None else skb.origin.flow
         child.userlocks = lst.userlocks
         child.sndbuf = lst.sndbuf
         child.rcvbuf = lst.rcvbuf

@@ -58,9 +58,10 @@ def test_nic_shows_the_host_port_and_the_container_its_own(pp):
     nf = res.counters["host1"]["netfilter"]
     assert nf["nat_hits"]["DNAT udp dpt:8080 to:172.17.0.2:80"] == 1     # only the first packet meets the rule
     assert nf["nat_hits"]["DNAT udp dpt:8081 to:172.17.0.2:81"] == 0     # the proxy's traffic comes from docker0
-    # Linux 6.18 (the netns replay of publish-port): 3 entries; found counts NAT tuple clashes only and
+    # Linux 6.18 (the netns replay of the UDP flows of publish-port): 3 entries per protocol (the remote
+    # flow; the local one's client → proxy on lo and proxy → web); found counts NAT tuple clashes only and
     # insert ctnetlink insertions only, so both stay 0 however many packets find their entry
-    assert nf["conntrack"] == {"entries": 3, "found": 0, "insert": 0, "invalid": 0}
+    assert nf["conntrack"] == {"entries": 2 * 3, "found": 0, "insert": 0, "invalid": 0}
     remote = next(e for e in nf["entries"] if e["orig"].endswith(f"{h1}:8080"))
     assert remote["packets"] == [1000, 1000]
 
@@ -89,7 +90,7 @@ def test_without_proxy_loopback_is_translated_and_masqueraded(pp):
     res, out = pp
     assert res.counters["host3"].get("docker_proxy") is None
     nf = res.counters["host3"]["netfilter"]
-    assert nf["nat_hits"]["MASQUERADE src-type LOCAL docker0"] == 1
+    assert nf["nat_hits"]["MASQUERADE src-type LOCAL docker0"] == 2       # the UDP flow and the TCP connection
     gw = addr(res, "host3:docker0")
     inside = udp_pairs(out / "web3-eth0.pcap")
     f = res.flow("local_noproxy")
