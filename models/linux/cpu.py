@@ -21,13 +21,21 @@ Within a segment, code runs at the simulated time the segment started, and every
 leaves the CPU (a frame to a NIC's qdisc, a datagram to a socket queue, a wake-up) is handed
 over at the segment's *virtual* time, ``start + cost so far`` (``SimContext.defer``).
 
-Scope and limitations: no preemption of process context by softirqs, no ksoftirqd hand-off,
-no frequency scaling or cache effects; per-stage costs are constants (per packet and per
-byte), not distributions.
+Softirq work goes ahead of waiting process work, but not for ever: when softirqs have kept a
+CPU for ``MAX_SOFTIRQ_TIME_S`` while a process waited, the rest is handed to ksoftirqd
+(``__do_softirq`` → ``wakeup_softirqd``), a CFS thread of the same weight as the application,
+and the two then share the CPU equally (the one that has had less CPU time since the hand-off
+goes next) until the softirq work runs out. So an overloaded receiver still reads, as on Linux,
+instead of starving behind its own NIC.
 
-Validation: tests/models/linux/test_cpu.py (FIFO service, per-layer sums); the UDP tandem
-test checks end-to-end delays against an independent Lindley recursion that includes the CPU
-stages.
+Scope and limitations: no preemption of process context by softirqs (a running segment
+finishes), no frequency scaling or cache effects; per-stage costs are constants (per packet
+and per byte), not distributions; CFS is reduced to equal shares between the two classes of
+work (no timeslices, no other threads).
+
+Validation: tests/models/linux/test_cpu.py (softirq first, FIFO, the ksoftirqd hand-off and the
+equal shares, computed by hand); the UDP tandem test checks end-to-end delays against an
+independent Lindley recursion that includes the CPU stages.
 
 The default profile
 -------------------
@@ -299,17 +307,28 @@ class Segment:
         skb.t_mark = t + cost
 
 
+MAX_SOFTIRQ_TIME_S = 0.002
+"""How long softirqs may keep a CPU from a waiting process before ksoftirqd takes them over.
+
+kernel/softirq.c: ``MAX_SOFTIRQ_TIME`` is ``msecs_to_jiffies(2)``, one jiffy at HZ=250, so
+``__do_softirq`` gives up at the next tick: 0-4 ms depending on the tick's phase, 2 ms on
+average; net_rx_action's own limit (``netdev_budget_usecs`` 2000) is the same order."""
+
+
 class Cpu:
     """One CPU of a host: a non-preemptive server of segments, softirq work first.
 
     Work submitted with ``submit_softirq`` (NAPI polls, the netif_rx backlog, timers,
     tasklets) is served before queued process-context work (applications' system calls),
     as Linux runs pending softirqs before it returns to user space; within each class,
-    first come first served. A running segment is never preempted.
+    first come first served. A running segment is never preempted. Softirq work that has
+    kept a waiting process off the CPU for ``MAX_SOFTIRQ_TIME_S`` moves to ksoftirqd, which
+    shares the CPU equally with process work until no softirq work is left (see the module
+    docstring).
     """
 
     __slots__ = ("ctx", "name", "costs", "free_at", "queue", "softq", "busy_s", "seg", "wake_pending", "segments",
-                 "backlog", "draining", "tail_wake")
+                 "backlog", "draining", "tail_wake", "soft_since", "ksoftirqd", "share_soft_s", "share_proc_s")
 
     def __init__(self, ctx: Any, name: str, costs: CostProfile) -> None:
         self.ctx = ctx
@@ -325,6 +344,10 @@ class Cpu:
         self.seg = Segment(self)
         self.wake_pending = False
         self.tail_wake = False            # work was queued from inside the running segment
+        self.soft_since = -1.0            # softirq work has held off a waiting process since then
+        self.ksoftirqd = False            # softirq work handed to ksoftirqd (fair share with processes)
+        self.share_soft_s = 0.0           # CPU time of each class since the hand-off
+        self.share_proc_s = 0.0
 
     def submit(self, fn: Callable[[Any], None], arg: Any, skb: Any = None) -> None:
         """Run ``fn(arg)`` as a segment on this CPU, now if idle, else after the queued work.
@@ -393,8 +416,36 @@ class Cpu:
         q = self.queue
         sq = self.softq
         while (sq or q) and self.free_at <= now:
-            fn, arg, skb = sq.popleft() if sq else q.popleft()
+            if sq and q:                 # a process waits behind softirq work
+                if self.ksoftirqd:
+                    soft = self.share_soft_s < self.share_proc_s     # a tie goes to the process
+                elif self.soft_since < 0.0:
+                    self.soft_since = now
+                    soft = True
+                elif now - self.soft_since >= MAX_SOFTIRQ_TIME_S - 1e-12:     # (float sums of costs)
+                    self.ksoftirqd = True            # wakeup_softirqd()
+                    self.share_soft_s = self.share_proc_s = 0.0
+                    soft = False                     # the process has waited longest: CFS runs it first
+                else:
+                    soft = True
+            elif sq:                     # softirq work, nobody waiting: the wait clock stops
+                soft = True
+                self.soft_since = -1.0
+                self.share_soft_s = self.share_proc_s = 0.0   # a waking process starts level (CFS places it
+            else:                                              # at the queue's minimum vruntime)
+                soft = False
+                self.ksoftirqd = False                         # no softirq work left: ksoftirqd sleeps
+                self.soft_since = -1.0
+            fn, arg, skb = sq.popleft() if soft else q.popleft()
+            t0 = self.free_at
             self._run(fn, arg, skb, now)
+            if self.ksoftirqd:
+                if soft:
+                    self.share_soft_s += self.free_at - max(t0, now)
+                else:
+                    self.share_proc_s += self.free_at - max(t0, now)
+            elif not soft:
+                self.soft_since = -1.0
         if (q or sq) and not self.wake_pending:
             self.wake_pending = True
             self.ctx.call_at(self.free_at, self._wake)
