@@ -47,6 +47,14 @@ counts them) and the congestion control exactly; the original data segments
 TCPOrigDataSent`` of the namespaces that only send such flows) exactly for the flows whose
 segmentation is fixed by the rules (TSO off on the path, no loss, ``TCP_CORK`` or one
 segment per write): ceil(size / MSS) for a corked bulk transfer.
+The path includes the underlay of the VXLAN tunnels TCP flows cross (``encap``, netns/encap.py):
+those NICs and switch ports, the routing namespaces' ``Ip`` counters, the tunnel ends' ``Udp``
+datagram counts and the outer flows' conntrack entries are approximate with that reason
+(``TCP_ENCAP``); the hosts' other counters stay exact. A TCP connection's conntrack entry counts
+its ACKs: approximate everywhere. A TCP docker-proxy's ``connections`` (both sockets' TCP_INFO)
+are lined up per session with the flows' exact fields; its read and write calls are
+approximate (``TCP_PROXY_READS``), its bytes and sessions exact. An MSS above 16 KiB (loopback)
+is bounded by half the peer's window and shown approximate (``LOOPBACK_MSS``).
 
 Kernel randomness: since Linux 6.10 every ICMP error that passes the global rate limit takes
 0, 1 or 2 credits from the bucket at random (``icmp_global_consume``), so when the limiter
