@@ -47,6 +47,14 @@ counts them) and the congestion control exactly; the original data segments
 TCPOrigDataSent`` of the namespaces that only send such flows) exactly for the flows whose
 segmentation is fixed by the rules (TSO off on the path, no loss, ``TCP_CORK`` or one
 segment per write): ceil(size / MSS) for a corked bulk transfer.
+The path includes the underlay of the VXLAN tunnels TCP flows cross (``encap``, netns/encap.py):
+those NICs and switch ports, the routing namespaces' ``Ip`` counters, the tunnel ends' ``Udp``
+datagram counts and the outer flows' conntrack entries are approximate with that reason
+(``TCP_ENCAP``); the hosts' other counters stay exact. A TCP connection's conntrack entry counts
+its ACKs: approximate everywhere. A TCP docker-proxy's ``connections`` (both sockets' TCP_INFO)
+are lined up per session with the flows' exact fields; its read and write calls are
+approximate (``TCP_PROXY_READS``), its bytes and sessions exact. An MSS above 16 KiB (loopback)
+is bounded by half the peer's window and shown approximate (``LOOPBACK_MSS``).
 
 Kernel randomness: since Linux 6.10 every ICMP error that passes the global rate limit takes
 0, 1 or 2 credits from the bucket at random (``icmp_global_consume``), so when the limiter
@@ -89,10 +97,19 @@ _IP_CONFIG = {"Forwarding", "DefaultTTL"}
 _TCP_ACK_FED = {"InSegs", "OutSegs"}
 TCP_ACKS = ("TCP: how many ACKs a receiver sends depends on timing (quick-ACK, delayed ACK, one ACK per batch "
             "of segments the kernel hands the socket), so packet counts on a TCP flow's path are not fixed")
+TCP_ENCAP = ("TCP inside VXLAN: these outer packets carry a TCP flow's segments and ACKs, whose number depends on "
+             "timing (and the veth standing in for a NIC merges and splits them with GRO/GSO)")
+_ENCAP_UDP = {"InDatagrams", "OutDatagrams"}
+HALF_WINDOW_MSS_BYTES = 16384
+LOOPBACK_MSS = ("TCP over loopback: the MSS is bounded by half the largest window the peer advertised "
+                "(tcp_bound_to_half_wnd), which follows its receive-window growth; the model's windows on "
+                "loopback do not track the kernel's exactly")
 STREAM_TIMED = "tcp_stream writes for a duration: how many writes fit in it depends on the path's speed"
 TCP_LOSS = "the model's link loses frames (loss/drop) and the replay's cannot (no netem): retransmissions differ"
 TCP_REORDER = ("TCP: on the real kernel a flow's segments can leave from two CPUs (the writer's, and the one "
                "processing its ACKs), so reordering can trigger spurious fast retransmissions")
+TCP_PROXY_READS = ("TCP is a byte stream: how many bytes one read() of docker-proxy returns, so how many reads and "
+                   "writes it makes, depends on timing (the bytes relayed do not)")
 _TCP_INFO_SHOWN = ("tcpi_snd_mss", "tcpi_rcv_mss", "tcpi_data_segs_out", "tcpi_data_segs_in", "tcpi_segs_out",
                    "tcpi_segs_in", "tcpi_total_retrans", "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_snd_cwnd",
                    "tcpi_snd_ssthresh", "tcpi_rtt", "tcpi_min_rtt", "tcpi_snd_wscale", "tcpi_rcv_wscale", "sk_sndbuf",
@@ -158,6 +175,10 @@ def is_exact(key: str) -> bool:
     if group == "netfilter":
         return parts[2] in ("nat_hits", "entries") or (parts[2] == "conntrack" and parts[-1] in _EXACT_CT)
     if group == "docker_proxy":
+        if len(parts) > 3 and parts[3] == "connections":
+            return parts[-1] in _TCP_INFO_EXACT
+        if parts[2].endswith("-tcp") and parts[-1] in ("rx_msgs", "tx_msgs"):
+            return False
         return parts[-1] != "host_port"
     if group == "nic":
         return parts[-1] in _EXACT_NIC
@@ -186,8 +207,14 @@ def _flatten_counters(counters: dict[str, Any]) -> dict[str, Any]:
                 out[f"{ns}/netfilter/entries/{key}/packets_orig"] = po
                 out[f"{ns}/netfilter/entries/{key}/packets_reply"] = pr
         for p in c.get("docker_proxy", []):
-            _walk(f"{ns}/docker_proxy/{p['host_port']}-{p['proto']}", {k: v for k, v in p.items()
-                                                                        if k not in ("proto", "backend", "host_port")}, out)
+            key = f"{ns}/docker_proxy/{p['host_port']}-{p['proto']}"
+            _walk(key, {k: v for k, v in p.items() if k not in ("proto", "backend", "host_port", "connections")}, out)
+            for i, conn in enumerate(p.get("connections", [])):
+                for side in ("frontend", "backend"):
+                    info = ((conn or {}).get(side) or {}).get("tcp_info") or {}
+                    for k in _TCP_INFO_SHOWN:
+                        if k in info:
+                            out[f"{key}/connections/{i}/{side}/{k}"] = info[k]
     return out
 
 
@@ -269,6 +296,9 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
         note = _NOTES.get((parts[1], parts[-1])) if len(parts) > 2 else None
         if note and r.a != r.b:
             r.note = note
+        if parts[1:2] == ["docker_proxy"] and parts[2].endswith("-tcp") and parts[-1] in ("rx_msgs", "tx_msgs"):
+            r.note = TCP_PROXY_READS
+        _half_window_mss(r)
     limited = {k.split("/")[0] for k, v in [*fa.items(), *fb.items()]
                if k.endswith("/snmp/Icmp/OutRateLimitGlobal") and isinstance(v, int) and v > 0}
     for r in rows:
@@ -311,6 +341,23 @@ def _tcp_rules(rows: list[Row], tcp: dict[str, Any]) -> None:
         return
     on_path, exact_ns = set(tcp.get("netns", [])), set(tcp.get("exact_netns", []))
     impaired = bool(tcp.get("impaired_flows"))
+    enc = tcp.get("encap") or {}
+    enc_dev = {ns: set(v) for ns, v in (enc.get("devices") or {}).items()}
+    enc_ns, enc_udp, enc_ct = set(enc.get("netns", [])), set(enc.get("udp_netns", [])), set(enc.get("conntrack", []))
+    for r in rows:
+        parts = r.key.split("/")
+        if len(parts) < 4 or not r.exact:
+            continue
+        if parts[1:3] == ["netfilter", "entries"] and parts[3].startswith("tcp "):
+            r.exact, r.note = False, TCP_ACKS                   # a connection's entry counts its ACKs too
+        elif parts[1] in ("dev", "qdisc") and parts[2] in enc_dev.get(parts[0], ()):
+            r.exact, r.note = False, TCP_ENCAP
+        elif parts[0] in enc_ns and parts[1:3] == ["snmp", "Ip"] and parts[3] not in _IP_CONFIG:
+            r.exact, r.note = False, TCP_ENCAP
+        elif parts[0] in enc_udp and parts[1:3] == ["snmp", "Udp"] and parts[3] in _ENCAP_UDP:
+            r.exact, r.note = False, TCP_ENCAP
+        elif parts[0] in enc_ns and parts[1:3] == ["netfilter", "entries"] and parts[3] in enc_ct:
+            r.exact, r.note = False, TCP_ENCAP
     for r in rows:
         parts = r.key.split("/")
         if parts[0] not in on_path or len(parts) < 3:
@@ -322,6 +369,14 @@ def _tcp_rules(rows: list[Row], tcp: dict[str, Any]) -> None:
             r.exact, r.note = False, TCP_LOSS if impaired else TCP_REORDER
         elif parts[1:3] == ["snmp", "TcpExt"] and parts[-1] == "TCPOrigDataSent" and parts[0] in exact_ns:
             r.exact = True
+
+
+def _half_window_mss(r: Row) -> None:
+    """``tcpi_snd_mss`` above what any NIC's MTU gives (loopback's 65536) is bounded by half the largest
+    window the peer has advertised (``tcp_bound_to_half_wnd``), which grows with the peer's receive-buffer
+    autotuning: timing."""
+    if r.exact and r.key.endswith("/tcpi_snd_mss") and r.comparable and max(r.a, r.b) > HALF_WINDOW_MSS_BYTES:
+        r.exact, r.note = False, LOOPBACK_MSS
 
 
 def _tcp_info_rows(ta: dict[str, Any], tb: dict[str, Any], tcp: dict[str, Any], timed: set[str]) -> list[Row]:
@@ -337,8 +392,10 @@ def _tcp_info_rows(ta: dict[str, Any], tb: dict[str, Any], tcp: dict[str, Any], 
                 if k not in ia and k not in ib:
                     continue
                 ex = k in _TCP_INFO_EXACT and not (name in timed and k.startswith("tcpi_bytes"))
-                rows.append(Row(f"flow/{name}/tcp_info/{side}/{k}", ia.get(k), ib.get(k), ex,
-                                STREAM_TIMED if name in timed and k.startswith("tcpi_bytes") else ""))
+                row = Row(f"flow/{name}/tcp_info/{side}/{k}", ia.get(k), ib.get(k), ex,
+                          STREAM_TIMED if name in timed and k.startswith("tcpi_bytes") else "")
+                _half_window_mss(row)
+                rows.append(row)
             orig = [x["tcpi_data_segs_out"] - x["tcpi_total_retrans"] if "tcpi_data_segs_out" in x else None
                     for x in (ia, ib)]
             if any(orig):

@@ -312,9 +312,9 @@ class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
         if mss > self.mss_clamp:
             mss = self.mss_clamp
         mss = max(mss, 48)
+        mss -= self.tcp_header_len - 20                                   # tcp_mtu_to_mss(): options out first
         if self.max_window and mss > self.max_window // 2 and self.max_window > TCP_MSS_DEFAULT:
-            mss = max(self.max_window // 2, 68 - self.tcp_header_len)   # tcp_bound_to_half_wnd
-        mss -= self.tcp_header_len - 20
+            mss = max(self.max_window // 2, 68 - self.tcp_header_len)   # then tcp_bound_to_half_wnd
         self.mss_cache = max(mss, 1)
         self._size_goal()
         return self.mss_cache

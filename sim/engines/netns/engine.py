@@ -3,8 +3,8 @@
 ``run_netns`` checks the host (root, tools), asks the kernel what it can build, builds the
 plan (plan.py) and applies it (apply.py) inside a :class:`Lab` that owns and removes
 everything, waits for the links, starts one namespace agent per namespace (ARP frame counts,
-counters; an external switch's namespace too), a docker-proxy agent per published UDP port of
-a host that runs the userland proxy, and two workload agents per workload (agents/), pinned to
+counters; an external switch's namespace too), a docker-proxy agent per published UDP or TCP
+port of a host that runs the userland proxy, and two workload agents per workload (agents/), pinned to
 CPUs as the model pins its applications (the proxies first, as the model starts them), and
 gives them one time zero. It then waits for the clients, for the
 network to go quiet (no neighbour INCOMPLETE, no fragment in reassembly), for ``run.until``

@@ -34,6 +34,8 @@ from simnet.compile import Compiled, WorkloadPlan
 from simnet.models.linux.params import StackParams
 from simnet.results.results import FlowResult
 
+from .encap import encap_paths
+
 __all__ = ["tcp_client", "tcp_server", "tcp_bound", "tcp_flow_result"]
 
 SLOWEST_BPS = 5e6             # the slowest a replayed transfer may go before it is abandoned
@@ -166,6 +168,9 @@ def tcp_exactness(comp: Compiled) -> dict[str, Any]:
       whose every write fits in one segment (one segment per write; the client waits for
       each response). Their ``tcpi_data_segs_out``/``_in`` are exact, and ``TcpExt
       TCPOrigDataSent`` in ``exact_netns`` (namespaces where only such flows send);
+    * ``encap``: the underlay of the VXLAN tunnels those namespaces use (netns/encap.py
+      ``encap_paths``): the devices, routing namespaces, tunnel ends (their ``Udp`` datagram
+      counts) and outer conntrack entries that carry the flows' segments and ACKs inside VXLAN;
     * ``impaired_flows``: flows crossing a link that loses frames in the model (``loss``,
       ``drop``), which the replay cannot reproduce without netem: retransmissions differ.
     """
@@ -199,4 +204,4 @@ def tcp_exactness(comp: Compiled) -> dict[str, Any]:
             if n is not None:
                 sending.setdefault(n, []).append(ok)
     return {"netns": sorted(tcp_ns), "exact_flows": exact, "impaired_flows": impaired,
-            "exact_netns": sorted(n for n, oks in sending.items() if all(oks))}
+            "exact_netns": sorted(n for n, oks in sending.items() if all(oks)), "encap": encap_paths(comp, tcp_ns)}

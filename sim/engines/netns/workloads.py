@@ -6,7 +6,7 @@ results become the flow's row in flows.csv (the DES's schema). ``udp`` and ``udp
 here, ``tcp_bulk``, ``tcp_stream`` and ``tcp_rr`` in tcpflows.py (agents in agents/tcp.py).
 
 Applications are pinned to CPUs as the model pins them: in workload order, the server (sink)
-then the client take the next CPU of their host, round-robin (``Host.app_cpu``); the hosts'
+then the client take the next CPU of their host (for TCP the client, then the server), round-robin (``Host.app_cpu``); the hosts'
 CPUs are laid on the machine's in turn (host 1's CPUs first, then host 2's, …) and the
 agent takes its CPU modulo the machine's. They run SCHED_FIFO (servers above clients, so that a
 receiver sharing its CPU with a sender that never pauses still reads, as the model's FIFO CPU
@@ -33,6 +33,7 @@ from .tcpflows import tcp_bound, tcp_client, tcp_flow_result, tcp_server
 
 RTPRIO_SERVER = 20
 RTPRIO_CLIENT = 10
+PROXY_ROLES = {"udp": "docker_proxy.udp", "tcp": "docker_proxy.tcp"}     # agent role per published protocol
 
 __all__ = ["AgentPair", "agent_configs", "proxy_configs", "proxy_rules", "bound_s", "quiesce_bound_s", "flow_result",
            "APPS"]
@@ -97,12 +98,13 @@ class AppReplay:
     bound: Any
     realtime: bool = True          # run the agents SCHED_FIFO (see the module docstring)
     result: Any = None             # (pair, client, server, t0) -> FlowResult; None: the UDP one
+    client_first: bool = False     # the model takes the client's CPU before the server's (its TCP apps)
 
 
 APPS: dict[str, AppReplay] = {
     "udp": AppReplay(_udp_client, _udp_server, _udp_bound),
     "udp_rr": AppReplay(_rr_client, _rr_server, _rr_bound),
-    **{app: AppReplay(tcp_client, tcp_server, tcp_bound, realtime=False, result=tcp_flow_result)
+    **{app: AppReplay(tcp_client, tcp_server, tcp_bound, realtime=False, result=tcp_flow_result, client_first=True)
        for app in ("tcp_bulk", "tcp_stream", "tcp_rr")},
 }
 
@@ -133,25 +135,27 @@ def agent_configs(comp: Compiled, deadline_t: float) -> list[AgentPair]:
         if app is None:
             raise ValueError(f"the netns engine cannot replay {wp.app} workloads yet ({wp.name})")
         server = server_ns = None
+        # the model's TCP workloads take the client's CPU first, the UDP ones the server's (des/build.py)
+        ccpu = cpu_of(wp.src_netns) if app.client_first else None
         if wp.dst_netns is not None and wp.spec.listen:
             server_ns = wp.dst_netns
             server = {**app.server(comp, wp), "cpu": cpu_of(server_ns), "deadline": deadline_t,
                       "rtprio": RTPRIO_SERVER if app.realtime else None}
-        client = {**app.client(comp, wp), "cpu": cpu_of(wp.src_netns), "deadline": deadline_t, "until_s": until,
-                  "rtprio": RTPRIO_CLIENT if app.realtime else None}
+        client = {**app.client(comp, wp), "cpu": cpu_of(wp.src_netns) if ccpu is None else ccpu,
+                  "deadline": deadline_t, "until_s": until, "rtprio": RTPRIO_CLIENT if app.realtime else None}
         out.append(AgentPair(wp.index, wp.name, wp.app, wp, wp.src_netns, client, server_ns, server))
     return out
 
 
 def proxy_rules(comp: Compiled) -> list[tuple[str, dict[str, Any]]]:
-    """The published ports a docker-proxy process serves, in the model's order: (host namespace,
-    rule) for every UDP rule of a host whose daemon runs the userland proxy (models/apps/docker_proxy.py
-    has no TCP flavour yet)."""
+    """The published ports a docker-proxy process serves, in the model's order (sim/engines/des/build.py
+    starts one per rule of models/apps/docker_proxy.py ``PROXIES``): (host namespace, rule) for every
+    UDP and TCP rule of a host whose daemon runs the userland proxy."""
     out = []
     for n, d in comp.graph.nodes(data=True):
         nat = d.get("nat") if d["kind"] == "netns" else None
         if nat and nat["userland_proxy"]:
-            out += [(n, r) for r in nat["dnat"] if r["proto"] == "udp"]
+            out += [(n, r) for r in nat["dnat"] if r["proto"] in PROXY_ROLES]
     return out
 
 
@@ -170,10 +174,22 @@ def proxy_configs(comp: Compiled, deadline_t: float) -> list[tuple[str, str, dic
         host = g.nodes[ns]["host"]
         cpu = first_cpu[host] + used[host] % comp.hosts[host]["cpus"]
         used[host] += 1
-        out.append((ns, "docker_proxy.udp", {"host_port": r["host_port"], "backend_addr": r["to_addr"],
-                                             "backend_port": r["to_port"], "cpu": cpu, "deadline": deadline_t,
-                                             "rtprio": RTPRIO_SERVER}))
+        cfg = {"host_port": r["host_port"], "backend_addr": r["to_addr"], "backend_port": r["to_port"], "cpu": cpu,
+               "deadline": deadline_t}
+        if r["proto"] == "tcp":
+            # under the default scheduler, as the TCP agents; the model's proxy sockets take the
+            # namespace's congestion control (TcpSock), which the agent sets per socket
+            cfg.update(rtprio=None, cc=_ns_cc(comp, ns))
+        else:
+            cfg.update(rtprio=RTPRIO_SERVER)
+        out.append((ns, PROXY_ROLES[r["proto"]], cfg))
     return out
+
+
+def _ns_cc(comp: Compiled, ns: str) -> str:
+    """``net.ipv4.tcp_congestion_control`` of ``ns`` (the model's default: cubic)."""
+    v = comp.graph.nodes[ns]["sysctls"].get("net.ipv4.tcp_congestion_control")
+    return str(v) if v else StackParams().tcp.congestion_control
 
 
 def bound_s(comp: Compiled) -> float:

@@ -116,7 +116,13 @@ def test_published_ports_become_dockers_nat_rules():
     sysctls = {k: v for o in plan.ops if isinstance(o, Sysctl) and o.ns == ns("host3") for k, v in o.values}
     assert sysctls["net.ipv4.conf.docker0.route_localnet"] == "1" and sysctls["net.netfilter.nf_conntrack_acct"] == "1"
     assert not rules.get("host2") and "iptables" in plan.needs_tools
+    # a published TCP port as moby renders it (iptablesdoc usernet-portmap: "DNAT tcp -- !docker0 * ... tcp
+    # dpt:8080 to:172.17.0.2:80"; iptables-save: -p tcp -m tcp --dport)
+    assert ("-t", "nat", "-A", "DOCKER", "!", "-i", "docker0", "-p", "tcp", "-m", "tcp", "--dport", "8090", "-m",
+            "comment", "--comment", "DNAT tcp dpt:8090 to:172.17.0.2:90", "-j", "DNAT", "--to-destination",
+            "172.17.0.2:90") in h1
     assert set(plan.rules["host1"]) == {"DNAT udp dpt:8080 to:172.17.0.2:80", "DNAT udp dpt:8081 to:172.17.0.2:81",
+                                        "DNAT tcp dpt:8090 to:172.17.0.2:90", "DNAT tcp dpt:8091 to:172.17.0.2:91",
                                         "MASQUERADE 172.17.0.0/16 !docker0"}
 
 
@@ -152,6 +158,9 @@ def test_docker_proxy_agents_take_the_cpus_the_model_gives_them():
     model = [machine_cpu(a.cpu) for a in net.apps]                   # server then client, per workload
     replay = [c for p in pairs for c in ([p.server["cpu"]] if p.server else []) + [p.client["cpu"]]]
     assert replay == model
+    # the model takes a TCP client's CPU before its server's: host1's proxies take 4, then the CPUs go round
+    tcp_local = next(p for p in pairs if p.name == "local_tcp_proxy")          # both ends on host1
+    assert (tcp_local.client["cpu"], tcp_local.server["cpu"]) == (0, 1)
 
 
 def test_preflight_names_iptables_and_a_kernel_that_cannot_nat(monkeypatch):

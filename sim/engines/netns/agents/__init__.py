@@ -14,8 +14,8 @@ simnet.engines.netns.agents ROLE``) and talks to the engine in JSON lines on std
 Roles (:data:`ROLES`): ``ns`` (the namespace agent: ARP frame counts and the kernel's
 counters) and, per workload ``app``, a ``client`` and a ``server``: ``udp`` (paced sender /
 sink), ``udp_rr`` (request/response client / server), ``tcp_bulk``, ``tcp_stream`` (writer /
-sink) and ``tcp_rr`` (agents/tcp.py); ``docker_proxy.udp``, Docker's
-userland proxy for a published UDP port. A new workload kind adds its two classes to
+sink) and ``tcp_rr`` (agents/tcp.py); ``docker_proxy.udp`` and ``docker_proxy.tcp``
+(agents/proxy.py, agents/tcp_proxy.py), Docker's userland proxy for a published UDP or TCP port. A new workload kind adds its two classes to
 :data:`ROLES`. Every agent is bounded: a hard deadline in its configuration ends
 it whatever happens, and it dies with the engine (PR_SET_PDEATHSIG).
 
@@ -34,6 +34,7 @@ ROLES = {
     "udp_rr.client": "udp:UdpRrClient",
     "udp_rr.server": "udp:UdpRrServer",
     "docker_proxy.udp": "proxy:UdpProxyAgent",
+    "docker_proxy.tcp": "tcp_proxy:TcpProxyAgent",
     "tcp_bulk.client": "tcp:TcpBulkClient",
     "tcp_bulk.server": "tcp:TcpSink",
     "tcp_stream.client": "tcp:TcpStreamClient",
