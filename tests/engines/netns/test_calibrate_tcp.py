@@ -5,7 +5,8 @@
 * measurements made up from a known profile with the DES's own loads: the fit reproduces every
   point on both CPUs and moves the stages the way the truth differs from its start; run
   through the DES loop (loads that move with the costs), the profile it returns matches the
-  made-up measurements better than the one it started from.
+  made-up measurements better than the one it started from;
+* the overlay on the calibration's veth underlay carries TCP super-segments whole.
 """
 
 from __future__ import annotations
@@ -96,3 +97,22 @@ def test_scenarios_of_the_paths():
         assert w != s                     # the two ends on different CPUs, as the probes are pinned
     kinds = {d.get("kind") for _n, d in ct.tcp_scenario("vxlan", 65536, 1.0).graph.nodes(data=True)}
     assert "vxlan" in kinds and "wire" not in kinds
+
+
+def test_overlay_on_a_veth_underlay_carries_super_segments_whole():
+    """Linux keeps a VXLAN-encapsulated GSO packet whole over a veth (tunnel GSO): one outer
+    packet per super-segment on the underlay, one UDP datagram and one decapsulated frame each."""
+    from simnet.engines.des.engine import run_des
+
+    res = run_des(ct.tcp_scenario("vxlan", 131072, 0.003))
+    data_segs = res.flows[0].tcp["client"]["tcpi_data_segs_out"]
+    c = res.counters
+    outer = c["h1"]["dev"]["eth0"]["tx_packets"]
+    assert data_segs > 20 * outer > 0
+    assert c["h2"]["snmp"]["Udp"]["InDatagrams"] == c["1-ov@h2"]["dev"]["vxlan0"]["rx_packets"]
+    # each outer frame: the inner bytes plus 50 bytes of encapsulation and 14 of Ethernet; the
+    # rest of the underlay's frames are ARP (42 bytes)
+    n, inner = c["1-ov@h2"]["dev"]["vxlan0"]["rx_packets"], c["1-ov@h2"]["dev"]["vxlan0"]["rx_bytes"]
+    arp = c["h2"]["dev"]["eth0"]["rx_packets"] - n
+    assert 0 <= arp <= 2
+    assert c["h2"]["dev"]["eth0"]["rx_bytes"] == inner + (50 + 14) * n + 42 * arp
