@@ -241,13 +241,14 @@ def calibrate(
                       f"{r['fit_recv_ns_per_byte']:.4f}", f"{r['des_gbps']:.2f}")
         con.print(t)
     if report.get("tcp_check"):
-        c = Table(title="tcp_stream (128 KiB writes): the DES with the new profile vs the netns engine right after "
-                        "(median of the real runs)")
-        for col in ("path", "DES Gbit/s", "real Gbit/s", "error", "real runs"):
+        c = Table(title="tcp_stream (128 KiB writes): the DES with the new profile vs the netns engine's agents "
+                        "and the C probes right after (medians of the real runs)")
+        for col in ("path", "DES Gbit/s", "real Gbit/s", "error", "real runs", "C probes Gbit/s", "error"):
             c.add_column(col, justify="left" if col == "path" else "right")
         for r in report["tcp_check"]:
+            probe = (f"{r['probe_gbps']:.2f}", f"{r['probe_error']:+.1%}") if "probe_gbps" in r else ("", "")
             c.add_row(r["path"], f"{r['predicted_gbps']:.2f}", f"{r['measured_gbps']:.2f}", f"{r['error']:+.1%}",
-                      " ".join(f"{g:.1f}" for g in r["runs_gbps"]))
+                      " ".join(f"{g:.1f}" for g in r["runs_gbps"]), *probe)
         con.print(c)
     con.print(f"wrote {output} (use it with: simnet run FILE --cost-profile {output})")
 

@@ -97,7 +97,9 @@ they are estimates, marked as such. ``tools/costs/measure.sh [SECONDS]`` (root) 
 namespaces and reruns the C programs (tools/costs/snd.c, rcv.c) for every row of the table.
 ``simnet calibrate`` (netns engine, sim/engines/netns/calibrate.py) measures the same paths
 on the user's machine and fits a profile by least squares against the DES's own per-stage
-charges; ``simnet run --cost-profile FILE`` uses it (``CostProfile.from_dict``).
+charges, then fits the TCP stages to real TCP streams on the loopback and veth paths
+(sim/engines/netns/calibrate_tcp.py, which counts each CPU's charges with ``Segment.spend``
+and ``charge``); ``simnet run --cost-profile FILE`` uses it (``CostProfile.from_dict``).
 """
 
 from __future__ import annotations

@@ -3,44 +3,48 @@
 Method: the C probes tools/costs/tcp_snd.c (a ``send()`` loop of ``write``-byte writes, CUBIC,
 Nagle on, as the model's ``tcp_stream`` by default) and tcp_rcv.c (``read()`` of 128 KiB, as
 the model's sink) stream for ``seconds`` per point between two namespaces built by the netns
-engine's own plan, each pinned to the CPU the DES gives that application (sim/engines/des/build.py),
-with the offloads the model's
-graph has by default (TSO/GSO on, GRO off on virtual devices). Each reports its thread's CPU time;
-the kernel here has no IRQ_TIME_ACCOUNTING, so the softirq work a CPU does while the thread runs
-is in it — and on veth and loopback paths every packet's receive runs in the softirq of the CPU
-that sent it, so each CPU works only in its thread's context: the writer's CPU time per byte is
-its CPU's load, the sink's likewise. Paths: ``loopback`` and ``veth`` (calibrate.py's graphs)
-at the ``writes`` sizes (default 32 KiB and 128 KiB: per-call and per-byte costs apart).
+engine's own plan, each pinned to the CPU the DES gives that application
+(sim/engines/des/build.py), with the offloads the model's graph has by default (TSO/GSO on,
+GRO off on virtual devices). Each reports its thread's CPU time; the kernel here has no
+IRQ_TIME_ACCOUNTING, so the softirq work a CPU does while the thread runs is in it — and on
+veth and loopback paths every packet's receive runs in the softirq of the CPU that sent it,
+so each CPU works only in its thread's context: the writer's CPU time per byte is its CPU's
+load, the sink's likewise. Paths: ``loopback`` and ``veth`` (calibrate.py's graphs) at the
+``writes`` sizes (default 32 KiB and 128 KiB: per-call and per-byte costs apart); the median
+of ``repeat`` runs.
 
 Fit: the DES runs the same ``tcp_stream`` with the current profile, its CPUs' segments
 replaced by :class:`TallySegment`, which counts, per CPU and stage, how often the stage was
 charged and for how many bytes. Per byte delivered, the writer's and the sink's CPU then each
-give one linear equation in the stages' costs (plus the time the CPU waited for a socket the other CPU held,
-which is no stage: taken from the run as it is); the TCP stages (:data:`FIT_STAGES`: the per-call
-and per-byte costs of ``tcp_sendmsg`` and ``tcp_recvmsg``, ``tcp_transmit`` per skb sent,
-``tcp_rcv`` per skb received, ``tcp_send_ack``) are the unknowns, the others (system call entry,
-copy_from_user, IP, devices) keep the costs the UDP measurements gave them. Least squares on
-relative errors with a ridge towards the current profile (calibrate.RIDGE), as for UDP. How
-often each stage runs depends on timing (how many skbs a write makes, how many ACKs a read
-sends), so the DES is rerun with the fitted profile and the fit repeated a few times; the
-profile kept is the one whose own DES runs match the measurements best (:func:`fit_tcp`).
+give one linear equation in the stages' costs (plus the time the CPU waited for a socket the
+other CPU held, which is no stage: taken from the run as it is); the TCP stages
+(:data:`FIT_STAGES`: the per-call and per-byte costs of ``tcp_sendmsg`` and ``tcp_recvmsg``,
+``tcp_transmit`` per skb sent, ``tcp_rcv`` per skb received, ``tcp_send_ack``) are the
+unknowns, the others (system call entry, copy_from_user, IP, devices) keep the costs the UDP
+measurements gave them. Least squares on relative errors with a ridge towards the current
+profile (calibrate.RIDGE), as for UDP. How often each stage runs depends on timing (how many
+skbs a write makes, how many ACKs a read sends), so the DES is rerun with the fitted profile
+and the fit repeated a few times; the profile kept is the one whose own DES runs match the
+measurements best (:func:`fit_tcp`).
 
 Check: the DES with the new profile predicts a ``tcp_stream`` of 128 KiB writes on the veth,
 bridge (docker0) and vxlan (Docker's overlay between two one-CPU hosts on a veth underlay)
 paths; the netns engine then runs the same scenario ``repeat`` times for ``seconds`` each with
 its real agents; the median counts (other load on the machine makes single runs noisy). Both
 throughputs are bytes delivered × 8 over the time from connect() returning to the last read.
+The C probes then stream on the same path as many times (the median): the kernel's throughput
+without the agents' interpreter, which the model does not charge. Every real run (probes and the check's agents) is started at nice −10 (:func:`foreground`).
 
 Scope and limitations: stages are shared by every path (no per-path factor); the real agents
-of the check are Python (a few µs per write() the model does not charge). The model's overlay
-cuts a TSO super-segment into MSS-sized packets at the VXLAN device, where Linux keeps it whole
-(SKB_GSO_UDP_TUNNEL) down to the underlay device — a veth here, which passes it whole to the
-other host: the model pays the underlay's per-packet costs for every segment and the real
-kernel once per super-segment, so the vxlan row is predicted far too low (README,
-Calibration).
-Validation: tests/engines/netns/test_plan.py (the fit recovers known costs from synthetic
-measurements made with the DES's own loads), tests/engines/netns/test_calibrate.py (root:
-``simnet calibrate`` writes a profile ``simnet run`` loads).
+of the check are Python (a few µs per write() the model does not charge); the probes' CPU
+time also holds softirq work for other traffic on the machine that lands on their CPU while
+they run, so a busy machine inflates it. The model charges per-skb costs as constants, so
+how the real cost per write bends between write sizes (cache effects, batching) is only
+matched on average (the fit's residual is printed).
+Validation: tests/engines/netns/test_calibrate_tcp.py (the tallies add up to each CPU's busy
+time; the fit recovers made-up measurements from known costs, with fixed loads and through
+the DES loop), tests/engines/netns/test_calibrate.py (root: a shortened ``simnet calibrate``
+writes a profile ``simnet run --cost-profile`` loads).
 """
 
 from __future__ import annotations
@@ -382,12 +386,14 @@ def measure_tcp(lab: Lab, features: Any, paths: tuple[str, ...], writes: list[in
 
 
 def check_tcp(profile: CostProfile, paths: tuple[str, ...], *, seconds: float, repeat: int,
-              say: Callable[[str], None], write: int = CHECK_WRITE) -> list[dict[str, Any]]:
-    """The DES's predicted ``tcp_stream`` throughput under ``profile`` against the netns engine's,
-    the median of ``repeat`` real runs of ``seconds`` each."""
+              say: Callable[[str], None], write: int = CHECK_WRITE, probes: bool = True) -> list[dict[str, Any]]:
+    """The DES's predicted ``tcp_stream`` throughput under ``profile`` against the netns engine's
+    (its agents), the median of ``repeat`` real runs of ``seconds`` each; with ``probes``, also
+    against the C probes on the same path (the kernel's throughput without the agents' Python)."""
     from simnet.engines.des.engine import run_des
 
     from .engine import run_netns
+    from .preflight import probe_kernel
 
     rows = []
     for path in paths:
@@ -398,7 +404,14 @@ def check_tcp(profile: CostProfile, paths: tuple[str, ...], *, seconds: float, r
             with foreground():
                 real.append(stream_gbps(run_netns(tcp_scenario(path, write, seconds)).flows[0]))
         measured = statistics.median(real)
-        rows.append({"path": path, "write": write, "predicted_gbps": predicted, "measured_gbps": measured,
-                     "runs_gbps": real, "error": predicted / measured - 1.0 if measured else float("inf"),
-                     "when": datetime.datetime.now().isoformat(timespec="seconds")})
+        row = {"path": path, "write": write, "predicted_gbps": predicted, "measured_gbps": measured,
+               "runs_gbps": real, "error": predicted / measured - 1.0 if measured else float("inf"),
+               "when": datetime.datetime.now().isoformat(timespec="seconds")}
+        if probes:
+            with Lab() as lab:
+                features = probe_kernel(lab, {"veth", "bridge", "vxlan"}, set(), iptables=False)
+                (pt,) = measure_tcp(lab, features, (path,), [write], seconds, repeat, say)
+            row["probe_gbps"] = pt["gbps"]
+            row["probe_error"] = predicted / pt["gbps"] - 1.0 if pt["gbps"] else float("inf")
+        rows.append(row)
     return rows
