@@ -156,7 +156,13 @@ def calibrate(
     check: bool = typer.Option(True, "--check/--no-check",
                                help="then compare the DES's prediction with a real run of each path"),
     as_json: bool = typer.Option(False, "--json", help="print the measurements as JSON lines"),
-    repeat: int = typer.Option(2, "--repeat", help="runs per point; the least disturbed one counts"),
+    repeat: int = typer.Option(2, "--repeat", help="runs per point; the least disturbed one counts (TCP: the "
+                               "median; the TCP check takes at least 3)"),
+    writes: str = typer.Option("32768,131072", "--writes",
+                               help="TCP write sizes of the TCP fit, comma-separated ('' or 0: no TCP fit)"),
+    paths: str = typer.Option("", "--paths", help="only these paths, comma-separated (default: all; the TCP fit "
+                              "uses loopback and veth, the TCP check veth, bridge and vxlan)"),
+    check_seconds: float = typer.Option(3.0, "--check-seconds", help="seconds per real tcp_stream of the check"),
 ) -> None:
     """Measure this machine's stack costs on real namespaces and fit a cost profile for --cost-profile."""
     from .engines.netns.calibrate import CalibrationError, calibrate as do_calibrate
@@ -172,8 +178,21 @@ def calibrate(
         _err("--sizes: payloads between 12 and 65507 bytes; --seconds: positive; --repeat: 1 to 20")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
+        write_list = [int(s) for s in writes.split(",") if s.strip() and int(s) != 0]
+    except ValueError:
+        _err(f"--writes: expected comma-separated integers, got {writes!r}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    from .engines.netns.calibrate import PATHS
+
+    path_list = tuple(p.strip() for p in paths.split(",") if p.strip()) or PATHS
+    bad = [p for p in path_list if p not in PATHS]
+    if bad or any(not 1 <= w <= 1 << 24 for w in write_list) or check_seconds <= 0:
+        _err(f"--paths: among {', '.join(PATHS)}; --writes: 1 byte to 16 MiB; --check-seconds: positive")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
         report = do_calibrate(output, seconds_per_point=seconds, sizes=size_list, check=check, repeat=repeat,
-                              say=lambda m: _err(f"calibrate: {m}"))
+                              say=lambda m: _err(f"calibrate: {m}"), paths=path_list, writes=write_list,
+                              check_seconds=check_seconds)
     except Unavailable as e:
         _err(f"simnet: netns engine unavailable: {e}")
         raise typer.Exit(EXIT_MISSING) from None
@@ -188,6 +207,10 @@ def calibrate(
             typer.echo(json.dumps(r))
         for r in report.get("check", []):
             typer.echo(json.dumps({"check": True, **r}))
+        for r in report.get("tcp_points", []):
+            typer.echo(json.dumps({"tcp": True, **r}))
+        for r in report.get("tcp_check", []):
+            typer.echo(json.dumps({"tcp_check": True, **r}))
         return
     from rich.console import Console
     from rich.table import Table
@@ -207,6 +230,25 @@ def calibrate(
         for r in report["check"]:
             c.add_row(r["path"], str(r["payload"]), f"{r['predicted_pps']:,.0f} pkt/s",
                       f"{r['measured_pps']:,.0f} pkt/s", f"{r['error']:+.1%}")
+        con.print(c)
+    if report.get("tcp_points"):
+        t = Table(title="measured: TCP stream, CPU time per byte delivered on the writer's and the sink's CPU")
+        for col in ("path", "write", "Gbit/s", "writer ns/B", "fitted", "sink ns/B", "fitted", "DES Gbit/s"):
+            t.add_column(col, justify="left" if col == "path" else "right")
+        for r in report["tcp_points"]:
+            t.add_row(r["path"], str(r["write"]), f"{r['gbps']:.2f}", f"{r['send_ns_per_byte']:.4f}",
+                      f"{r['fit_send_ns_per_byte']:.4f}", f"{r['recv_ns_per_byte']:.4f}",
+                      f"{r['fit_recv_ns_per_byte']:.4f}", f"{r['des_gbps']:.2f}")
+        con.print(t)
+    if report.get("tcp_check"):
+        c = Table(title="tcp_stream (128 KiB writes): the DES with the new profile vs the netns engine's agents "
+                        "and the C probes right after (medians of the real runs)")
+        for col in ("path", "DES Gbit/s", "real Gbit/s", "error", "real runs", "C probes Gbit/s", "error"):
+            c.add_column(col, justify="left" if col == "path" else "right")
+        for r in report["tcp_check"]:
+            probe = (f"{r['probe_gbps']:.2f}", f"{r['probe_error']:+.1%}") if "probe_gbps" in r else ("", "")
+            c.add_row(r["path"], f"{r['predicted_gbps']:.2f}", f"{r['measured_gbps']:.2f}", f"{r['error']:+.1%}",
+                      " ".join(f"{g:.1f}" for g in r["runs_gbps"]), *probe)
         con.print(c)
     con.print(f"wrote {output} (use it with: simnet run FILE --cost-profile {output})")
 

@@ -141,20 +141,19 @@ class _TcpApp(_App):
         self.pending = False
         sk = self.sock
         seg = self.ctx.seg
-        costs = seg.cpu.costs
-        call = costs["syscall"].per_packet_s + costs["tcp_recvmsg"].per_packet_s
-        per_byte = costs["tcp_recvmsg"].per_byte_s
         while True:
             if not sk.readable():
                 if sk.at_eof() or sk.err:
-                    seg.cost += call               # the recv() that returns 0 (end of file)
+                    seg.spend("syscall")           # the recv() that returns 0 (end of file)
+                    seg.spend("tcp_recvmsg")
                     self.on_eof(seg.start + seg.cost)
                 sk.user_idle = self.idle_after_read()
                 return                             # a blocking recv() sleeps until data comes
             start = seg.start + seg.cost
-            seg.cost += call
+            seg.spend("syscall")
+            seg.spend("tcp_recvmsg")
             got, marks = sk.recvmsg(self.read_chunk())
-            seg.cost += per_byte * got
+            seg.spend_bytes("tcp_recvmsg", got)    # copy_to_user
             self.on_data(got, marks, start, seg.start + seg.cost)
 
     def read_chunk(self) -> int:
@@ -182,7 +181,7 @@ class _TcpApp(_App):
         """A system call with no payload (connect, close): its entry/exit cost."""
         seg = self.ctx.seg
         if seg is not None:
-            seg.cost += seg.cpu.costs["syscall"].per_packet_s
+            seg.spend("syscall")
 
     def _after(self, fn: Any) -> None:
         """Run ``fn`` in a new segment once this one ends (the next system call)."""
@@ -279,8 +278,8 @@ class _Writer(_TcpApp):
         seg = self.ctx.seg
         if seg.start > self.w_ready:
             self.w_cpu_wait += seg.start - self.w_ready
-        costs = seg.cpu.costs
-        seg.cost += costs["syscall"].per_packet_s + costs["tcp_sendmsg"].per_packet_s
+        seg.spend("syscall")
+        seg.spend("tcp_sendmsg")
         mark = self.w_mark
         left = self.w_left
         copied = self.sock.sendmsg(left, mark)
@@ -428,7 +427,8 @@ class TcpRrServer(_TcpApp):
         led = mark_ledger(req, self.req_start, t_read_end) if req is not None else None
         t_call = seg.start + seg.cost
         m = Mark(("resp", req.app if req is not None else None, led, t_read_end), t_call)
-        seg.cost += seg.cpu.costs["syscall"].per_packet_s + seg.cpu.costs["tcp_sendmsg"].per_packet_s
+        seg.spend("syscall")
+        seg.spend("tcp_sendmsg")
         copied = self.sock.sendmsg(self.response, m)
         if copied == self.response:
             m.pre = {}

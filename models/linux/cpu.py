@@ -105,7 +105,9 @@ they are estimates, marked as such. ``tools/costs/measure.sh [SECONDS]`` (root) 
 namespaces and reruns the C programs (tools/costs/snd.c, rcv.c) for every row of the table.
 ``simnet calibrate`` (netns engine, sim/engines/netns/calibrate.py) measures the same paths
 on the user's machine and fits a profile by least squares against the DES's own per-stage
-charges; ``simnet run --cost-profile FILE`` uses it (``CostProfile.from_dict``).
+charges, then fits the TCP stages to real TCP streams on the loopback and veth paths
+(sim/engines/netns/calibrate_tcp.py, which counts each CPU's charges with ``Segment.spend``
+and ``charge``); ``simnet run --cost-profile FILE`` uses it (``CostProfile.from_dict``).
 """
 
 from __future__ import annotations
@@ -245,8 +247,9 @@ DEFAULT_COSTS = CostProfile("linux-6.18-vm", {
     # receive, process context
     "udp_recvmsg": Stage(0.55 * US, 0.035 * NS, "recvfrom() entry/exit, udp_recvmsg, copy_to_user; " + _MEASURED),
     # TCP (tools/costs/tcp_snd.c, tcp_rcv.c, tcp_rr.c over a veth pair; see the module docstring)
-    "tcp_sendmsg": Stage(0.30 * US, 0.05 * NS, "tcp_sendmsg_locked per write(): lock, skb alloc/entail, the copy "
-                         "into page frags (on top of syscall's copy_from_user); " + _TCP_MEASURED),
+    "tcp_sendmsg": Stage(0.30 * US, 0.0, "tcp_sendmsg_locked per write(): lock, skb alloc/entail; per byte: what "
+                         "the copy into page frags costs on top of syscall's copy_from_user (0 here: the copy is "
+                         "syscall's per-byte cost; simnet calibrate fits it); " + _TCP_MEASURED),
     "tcp_transmit": Stage(0.60 * US, 0.0, "tcp_write_xmit + __tcp_transmit_skb per skb (clone, header, options, "
                           "ip_queue_xmit route); " + _TCP_MEASURED),
     "tcp_send_ack": Stage(0.40 * US, 0.0, "__tcp_send_ack: alloc, header, ip_queue_xmit; ESTIMATE, as tcp_transmit "
@@ -278,6 +281,16 @@ class Segment:
     def vnow(self) -> float:
         """Virtual time inside the segment: start + cost charged so far."""
         return self.start + self.cost
+
+    def spend(self, stage: str, nbytes: int = 0) -> None:
+        """Work of ``stage`` with no packet to book it to (a system call's entry and exit, a copy
+        of ``nbytes``): the CPU is busy ``per_packet + per_byte × nbytes`` longer."""
+        pp, pb, _key = self.table[stage]
+        self.cost += pp + pb * nbytes if nbytes else pp
+
+    def spend_bytes(self, stage: str, nbytes: int) -> None:
+        """Only the per-byte part of ``stage`` for ``nbytes`` (a copy inside a call already charged)."""
+        self.cost += self.table[stage][1] * nbytes
 
     def charge2(self, skb: Any, stage1: str, stage2: str) -> None:
         """Two consecutive per-packet stages in one call (the hot path's common pairs)."""

@@ -41,11 +41,15 @@ root namespace: ``ip link add vxlan0 type vxlan ...`` there, then ``ip link set 
 TCP's GSO super-segments (models.linux.tcp.offload) cross the bridge and the device whole
 (``tx_packets`` counts one, ``tx_bytes`` its inner IP length, as ``iptunnel_xmit_stats``
 does); the PMTU check takes each segment's length (``skb_gso_validate_network_len``). Linux
-keeps the encapsulated packet whole (``SKB_GSO_UDP_TUNNEL``) down to the NIC, whose
-``tx-udp_tnl-segmentation`` or the software GSO of ``validate_xmit_skb`` cuts it into one
-outer packet per inner segment; simnet cuts it at the device (``gso_segment`` charged per
-segment) and encapsulates each: the same frames on the underlay wire, each carrying one
-inner segment of at most the inner MSS.
+keeps the encapsulated packet whole (``SKB_GSO_UDP_TUNNEL``) down to the underlay device.
+When that is a NIC, whose ``tx-udp_tnl-segmentation`` or the software GSO of
+``validate_xmit_skb`` cuts it into one outer packet per inner segment, simnet cuts it at the
+VXLAN device (``gso_segment`` charged per segment) and encapsulates each: the same frames on
+the underlay wire, each carrying one inner segment of at most the inner MSS. When it is a
+veth with TSO (``NETIF_F_GSO_ENCAP_ALL``: the calibration's underlay, and the netns engine's
+stand-in for a NIC), the outer packet stays one GSO packet across the veth, the other host's
+stack and ``vxlan_rcv`` (whose UDP socket takes tunnel GSO), as on Linux: one ``InDatagrams``
+and one packet on each device per super-segment.
 
 Receive: the UDP socket of port 4789 in the host namespace (an encapsulation socket, so the
 host's ``Udp InDatagrams`` counts every VXLAN packet) finds the device by VNI, strips the
@@ -208,6 +212,14 @@ class Vxlan(NetDevice):
         if self.capture is not None:
             self.capture(self.ctx.vnow(), skb, self, True)
         if skb.gso_segs > 1:
+            dev = rt.dev
+            if getattr(dev, "kind", "") == "veth" and dev.tso and self.esp_spi is None:
+                # SKB_GSO_UDP_TUNNEL kept whole: a veth takes tunnel GSO (NETIF_F_GSO_ENCAP_ALL) and
+                # hands it to its peer as it is; the other host decapsulates it whole
+                out = self._encapsulate(skb, remote, rt)
+                out.gso_segs, out.gso_size = skb.gso_segs, skb.gso_size
+                sock_ns.ip_local_out(out, rt)
+                return
             # SKB_GSO_UDP_TUNNEL: each segment leaves in an outer packet of its own
             for s in self.gso_segment(skb):
                 sock_ns.ip_local_out(self._encapsulate(s, remote, rt), rt)

@@ -441,7 +441,6 @@ class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
         sq = self.send_queue
         p_backlog = 0
         now = seg.start + seg.cost if seg is not None else self.ctx.env._now
-        per_byte = seg.cpu.costs["syscall"].per_byte_s if seg is not None else 0.0
         mk = 0
         while copied < nbytes:
             skb = sq[-1] if sq else None
@@ -461,8 +460,9 @@ class TcpSock(TcpOutput, TcpInput, TcpRcv, TcpRecovery, TcpOwner):
                 p_backlog += 1
                 room = goal
             n = min(room, nbytes - copied)
-            if seg is not None:                       # copy_from_user
-                seg.cost += per_byte * n
+            if seg is not None:                       # copy_from_user, into the skb's page frags
+                seg.spend_bytes("syscall", n)
+                seg.spend_bytes("tcp_sendmsg", n)
                 now = seg.start + seg.cost
             skb.end_seq += n
             skb.truesize += n

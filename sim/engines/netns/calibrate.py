@@ -36,7 +36,10 @@ Stages that always occur together on the measured paths (``vxlan_xmit`` and ``vx
 ``macvlan_xmit`` and ``macvlan_rcv``, ``nf_conntrack`` and ``nf_nat``) cannot be told apart by
 the measurements: the fit moves their sum and keeps the current profile's ratio.
 
-Scope and limitations: UDP paths only (TCP paths are added when TCP is modelled); CPU time is the kernel's tick-based accounting of the sender thread; the machine's
+TCP: calibrate_tcp.py fits the TCP stages to real streams on the loopback and veth paths, on
+top of the UDP fit, and checks ``tcp_stream`` throughput on the veth, bridge and vxlan paths.
+
+Scope and limitations: CPU time is the kernel's tick-based accounting of the sender thread; the machine's
 other load disturbs the numbers (run it on a quiet machine).
 """
 
@@ -189,26 +192,26 @@ def stage_loads(comp: Compiled) -> dict[str, dict[str, float]]:
             "recv_pb": {"udp_recvmsg": pb.get("udp_recvmsg", 0.0)}}
 
 
-def _cost_tools() -> tuple[Path, Path]:
-    """tools/costs/snd.c and rcv.c of simnet's source tree, built into a cache directory."""
+def _cost_tools(names: tuple[str, ...] = ("snd", "rcv")) -> list[Path]:
+    """The C programs ``names`` of simnet's source tree (tools/costs/NAME.c), built into a cache directory."""
     src = Path(__file__).resolve().parents[3] / "tools" / "costs"
-    if not (src / "snd.c").exists():
+    if not all((src / f"{n}.c").exists() for n in names):
         raise Unavailable(f"simnet calibrate needs the C programs of tools/costs (not found at {src}): install "
                           "simnet from its source tree (pip install -e .)")
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        raise Unavailable("simnet calibrate needs a C compiler (cc) to build tools/costs/snd.c and rcv.c")
+        raise Unavailable(f"simnet calibrate needs a C compiler (cc) to build tools/costs/{', '.join(names)}")
     out = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "simnet" / "costs"
     out.mkdir(parents=True, exist_ok=True)
     bins = []
-    for name in ("snd", "rcv"):
+    for name in names:
         b = out / name
         if not b.exists() or b.stat().st_mtime < (src / f"{name}.c").stat().st_mtime:
             cp = subprocess.run([cc, "-O2", "-o", str(b), str(src / f"{name}.c")], capture_output=True, text=True)
             if cp.returncode != 0:
                 raise CalibrationError(f"cc {name}.c: {cp.stderr.strip()}")
         bins.append(b)
-    return bins[0], bins[1]
+    return bins
 
 
 _SND = re.compile(r"size=(\d+) pkts=(\d+) wall=([\d.]+) cpu=([\d.]+) us_per_pkt_cpu=([\d.]+)")
@@ -314,9 +317,17 @@ def predict_pps(path: str, size: int, costs: CostProfile, count: int = 3000) -> 
 
 def calibrate(output: Path, *, seconds_per_point: float = 1.0, sizes: list[int] | None = None, check: bool = True,
               say: Callable[[str], None] = lambda _m: None, paths: tuple[str, ...] = PATHS,
-              repeat: int = 1) -> dict[str, Any]:
-    """Measure, fit, write ``output``; returns the measurements and the check."""
+              repeat: int = 1, writes: list[int] | None = None, check_seconds: float = 3.0) -> dict[str, Any]:
+    """Measure, fit, write ``output``; returns the measurements and the check.
+
+    UDP first (every path of ``paths``, ``sizes``), then TCP (calibrate_tcp.py: the TCP stages
+    fitted on the loopback and veth paths among ``paths`` at ``writes``, [] for none, on top of
+    the UDP fit); the check runs the UDP one, then ``tcp_stream`` on veth, bridge and vxlan among
+    ``paths`` (``check_seconds`` per real run, the median of ``max(repeat, 3)``)."""
+    from . import calibrate_tcp as ct
+
     sizes = sizes or [64, 512, 1472]
+    writes = list(ct.WRITES) if writes is None else writes
     check_host({"ethtool", "taskset"})
     snd, rcv = _cost_tools()
     points: list[dict[str, Any]] = []
@@ -337,15 +348,26 @@ def calibrate(output: Path, *, seconds_per_point: float = 1.0, sizes: list[int] 
             for row in rows:
                 points.append({"path": path, **row, "loads": stage_loads(path_scenario(path, row["payload"]))})
         profile = _fit(points, DEFAULT_COSTS)
+        tcp_points: list[dict[str, Any]] = []
+        tcp_paths = tuple(p for p in ct.FIT_PATHS if p in paths)
+        if writes and tcp_paths:
+            tcp_points = ct.measure_tcp(lab, features, tcp_paths, writes, max(seconds_per_point, 1.0), repeat, say)
+            profile = ct.fit_tcp(tcp_points, profile, say=say)
+            for p in tcp_points:
+                for side in ("send", "recv"):
+                    p[f"fit_{side}_ns_per_byte"] = ct.cpu_ns_per_byte(p["loads"], side, profile)
+                p["des_gbps"] = p["loads"]["gbps"]
         for p in points:
             p["fit_us_per_packet"] = path_cost_us(p["loads"], profile)
             p["default_us_per_packet"] = path_cost_us(p["loads"], DEFAULT_COSTS)
             p["fit_recv_us_per_packet"] = path_cost_us(p["loads"], profile, "recv")
         report: dict[str, Any] = {"points": [{k: v for k, v in p.items() if k != "loads"} for p in points],
+                                  "tcp_points": [{k: v for k, v in p.items() if k != "loads"} for p in tcp_points],
                                   "skipped": skipped}
         data = profile.to_dict()
         data["source"] = {"command": "simnet calibrate", "kernel": platform.release(), "host": platform.node(),
-                          "seconds_per_point": seconds_per_point, "sizes": sizes, "points": report["points"]}
+                          "seconds_per_point": seconds_per_point, "sizes": sizes, "points": report["points"],
+                          "tcp_writes": writes, "tcp_points": report["tcp_points"]}
         output.write_text(json.dumps(data, indent=2) + "\n")
         if check:
             report["check"] = []
@@ -357,4 +379,8 @@ def calibrate(output: Path, *, seconds_per_point: float = 1.0, sizes: list[int] 
                 predicted = predict_pps(path, 1472, profile)
                 report["check"].append({"path": path, "payload": real["payload"], "predicted_pps": predicted,
                                         "measured_pps": measured, "error": predicted / measured - 1.0})
+    check_paths = tuple(p for p in ct.CHECK_PATHS if p in paths)
+    if check and check_paths:
+        report["tcp_check"] = ct.check_tcp(profile, check_paths, seconds=check_seconds, repeat=max(repeat, 3),
+                                           say=say)
     return report
