@@ -14,42 +14,24 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 import simnet
 from simnet.engines.netns.apply import ApplyError, apply_plan, ip_json, netns_list
 from simnet.engines.netns.engine import plan_for
-from simnet.engines.netns.lab import NETNS_RE, Lab, clean_stale, run_is_live
+from simnet.engines.netns.lab import Lab, clean_stale
 from simnet.engines.netns.plan import AddrAdd, build_plan
 from simnet.engines.netns.preflight import probe_kernel
 
 from conftest import SCENARIOS
+from netnscheck import cli, dry_run_prefix, interrupt_runs, ours  # noqa: F401 (dry_run_prefix: a fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("ethtool") is None,
                                 reason="the netns engine needs root, iproute2 and ethtool (CI runs as root)")
-
-
-def cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "simnet.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
-
-
-def ours() -> set[str]:
-    """simnet's namespaces whose run is over (nobody holds the prefix's lock): what a run left behind.
-    Namespaces of runs still going (another simnet on this machine) are not counted."""
-    return {n for n in netns_list() if (m := NETNS_RE.match(n)) and not run_is_live(m.group(1))}
-
-
-def prefixed_links() -> set[str]:
-    return {e["ifname"] for e in ip_json("link", "show") if re.match(r"^sn[0-9a-f]{5}", e["ifname"])}
 
 
 def replay_and_compare(path, tmp_path):
@@ -105,14 +87,6 @@ def test_udp_tandem_reduced(tmp_path):
     assert rows["h3/qdisc/eth1/sent_pkts"]["b"] == rows["h3/dev/eth1/tx_packets"]["b"]
 
 
-@pytest.fixture
-def dry_run_prefix():
-    """The dry-run scripts' prefix, locked as a run locks its own while the script's topology
-    exists (so other simnet runs on the machine count it as live), and removed afterwards."""
-    with Lab(prefix="sn00000") as lab:
-        yield lab.prefix
-
-
 @pytest.mark.parametrize("name", ["two-networks", "udp-tandem"])
 def test_dry_run_script_builds_the_expected_topology(name, dry_run_prefix):
     r = cli("run", name, "--engine", "netns", "--dry-run")
@@ -165,26 +139,7 @@ def test_a_failing_step_is_named_and_everything_is_removed():
 
 def test_interrupted_runs_leave_nothing(tmp_path):
     """50 runs of quickstart stopped at random moments (building, running, reading, cleaning)."""
-    rng = random.Random(5)
-    before = ours()
-    codes = []
-    for i in range(50):
-        p = subprocess.Popen([sys.executable, "-m", "simnet.cli", "run", "quickstart", "--engine", "netns", "-o",
-                              str(tmp_path / f"o{i}"), "--no-plots", "-q"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.4, 2.2))            # ~0.7 s of imports, ~0.6 s of replay
-        sig = rng.choice([signal.SIGINT, signal.SIGTERM])
-        p.send_signal(sig)
-        try:
-            _o, err = p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            raise
-        codes.append(p.returncode)
-        assert p.returncode in (0, 130, -sig), err
-        assert "Traceback" not in err, err
-        assert ours() == before, f"run {i} ({sig.name}, exit {p.returncode}) left {ours() - before}"
-        assert not prefixed_links()
+    codes = interrupt_runs(["quickstart"] * 50, tmp_path, seed=5, sleep_s=(0.4, 2.2), timeout_s=30)
     assert codes.count(130) >= 10                    # most were really interrupted mid-way
 
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -23,26 +21,15 @@ import yaml
 import simnet
 from simnet.engines.netns.apply import ip_json, netns_list
 from simnet.engines.netns.engine import plan_for
-from simnet.engines.netns.lab import NETNS_RE, Lab, run_is_live
 from simnet.results.compare import NO_UC_FILTER, RCVBUF_TIMING, TCP_ACKS, TCP_ENCAP, TCP_PROXY_READS
 
 from conftest import SCENARIOS
+from netnscheck import cli, dry_run_prefix, interrupt_runs, ours  # noqa: F401 (dry_run_prefix: a fixture)
 
 NEEDS = ("ip", "ethtool", "iptables", "bridge")
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or any(shutil.which(t) is None for t in NEEDS),
                                 reason="the netns engine's driver replays need root, iproute2, ethtool and iptables "
                                        "(CI runs as root and installs them)")
-
-
-def cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "simnet.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
-
-
-def ours() -> set[str]:
-    """simnet's namespaces whose run is over (nobody holds the prefix's lock): what a run left behind.
-    Namespaces of runs still going (another simnet on this machine) are not counted."""
-    return {n for n in netns_list() if (m := NETNS_RE.match(n)) and not run_is_live(m.group(1))}
 
 
 def replay(path, tmp_path):
@@ -197,14 +184,6 @@ def test_without_iptables_a_published_port_is_refused(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.fixture
-def dry_run_prefix():
-    """The dry-run scripts' prefix, locked as a run locks its own while the script's topology
-    exists (so other simnet runs on the machine count it as live), and removed afterwards."""
-    with Lab(prefix="sn00000") as lab:
-        yield lab.prefix
-
-
 @pytest.mark.parametrize("name", ["overlay-two-hosts", "macvlan-modes", "publish-port"])
 def test_dry_run_script_builds_vxlan_macvlan_switch_and_rules(name, dry_run_prefix):
     r = cli("run", name, "--engine", "netns", "--dry-run")
@@ -252,29 +231,6 @@ def test_interrupted_driver_replays_leave_nothing(tmp_path):
     """12 replays of the driver scenarios (vxlan with its socket in another namespace, macvlan children
     of another namespace's NIC, a switch namespace, iptables rules, docker-proxy agents) stopped at
     random moments by SIGINT or SIGTERM: no namespace, no device with the prefix."""
-    import random
-    import signal
-    import time
-
-    rng = random.Random(11)
-    before = ours()
-    codes = []
-    for i in range(12):
-        name = ("overlay-two-hosts", "macvlan-modes", "publish-port")[i % 3]
-        p = subprocess.Popen([sys.executable, "-m", "simnet.cli", "run", name, "--engine", "netns", "-o",
-                              str(tmp_path / f"o{i}"), "--no-plots", "-q"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.6, 2.5))
-        sig = rng.choice([signal.SIGINT, signal.SIGTERM])
-        p.send_signal(sig)
-        try:
-            _o, err = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            raise
-        codes.append(p.returncode)
-        assert p.returncode in (0, 130, -sig), err
-        assert "Traceback" not in err, err
-        assert ours() == before, f"run {i} ({name}, {sig.name}, exit {p.returncode}) left {ours() - before}"
-        assert not [e["ifname"] for e in ip_json("link", "show") if re.match(r"^sn[0-9a-f]{5}", e["ifname"])]
+    names = [("overlay-two-hosts", "macvlan-modes", "publish-port")[i % 3] for i in range(12)]
+    codes = interrupt_runs(names, tmp_path, seed=11, sleep_s=(0.6, 2.5), timeout_s=60)
     assert codes.count(130) >= 6
