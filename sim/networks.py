@@ -206,6 +206,14 @@ def build_networks(sc: Scenario, g: nx.MultiDiGraph, container_netns: dict[str, 
     return plans
 
 
+def _masquerades(plan: NetworkPlan) -> bool:
+    """Docker's ``com.docker.network.bridge.enable_ip_masquerade`` (default true): whether the
+    network's subnet gets ``POSTROUTING -s SUBNET ! -o BRIDGE -j MASQUERADE``
+    (moby libnetwork/drivers/bridge setupIPTables, ``EnableIPMasquerade``)."""
+    v = plan.options.get("com.docker.network.bridge.enable_ip_masquerade", "true")
+    return str(v).strip().lower() not in ("false", "0", "no")
+
+
 def publish_ports(sc: Scenario, g: nx.MultiDiGraph, plans: dict[tuple[str, str], NetworkPlan],
                    container_netns: dict[str, str]) -> None:
     """Docker's nat rules and docker-proxy processes for the published ports of each host."""
@@ -229,7 +237,7 @@ def publish_ports(sc: Scenario, g: nx.MultiDiGraph, plans: dict[tuple[str, str],
                 rules.append({"proto": proto, "host_ip": host_ip, "host_port": hp, "to_addr": str(caddr),
                               "to_port": cp, "bridge": bridge_ifname(plan), "container": cname})
         masq = [{"subnet": str(p.subnet), "bridge": bridge_ifname(p)} for (n, hh), p in plans.items()
-                if hh == hname and p.driver == "bridge" and any(
+                if hh == hname and p.driver == "bridge" and _masquerades(p) and any(
                     host_of(sc, c) == hname and n in [m for m, _a in sc.containers[c].attachments()]
                     for c in sc.containers)]
         if not rules:

@@ -34,7 +34,7 @@ BRIDGE_OPTIONS = {
     "com.docker.network.bridge.name": "name of the Linux bridge",
     "com.docker.network.driver.mtu": "MTU of the bridge and the containers' interfaces",
     "com.docker.network.bridge.enable_icc": "inter-container connectivity (only 'true' is modelled)",
-    "com.docker.network.bridge.enable_ip_masquerade": "masquerade on egress (NAT is not modelled yet)",
+    "com.docker.network.bridge.enable_ip_masquerade": "masquerade traffic leaving the subnet (default true; false: no MASQUERADE rule)",
     "com.docker.network.container_iface_prefix": "prefix of the container's interface names (default eth)",
 }
 

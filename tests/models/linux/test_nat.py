@@ -97,3 +97,39 @@ def test_without_proxy_loopback_is_translated_and_masqueraded(pp):
     assert f.packets_delivered == 1000
     assert inside[(gw, f.sport, addr(res, "web3:eth0"), 81)] == 1000
 
+
+
+MASQ = """
+name: masq
+hosts: {{host1: {{}}, host2: {{}}}}
+links:
+  - {{endpoints: [host1, host2]}}
+networks:
+  n: {{driver: bridge, subnet: 10.5.0.0/24{opts}}}
+containers:
+  c: {{host: host1, networks: [n]}}
+workloads:
+  - {{name: out, app: udp, from: c, to: host2, port: 9000, count: 3}}
+"""
+
+
+@pytest.mark.parametrize("opts, masquerades", [("", True),
+                                               (", options: {com.docker.network.bridge.enable_ip_masquerade: "
+                                                "'false'}", False)])
+def test_enable_ip_masquerade_option(tmp_path, opts, masquerades):
+    """Docker masquerades a bridge network's traffic leaving its subnet unless the network sets
+    com.docker.network.bridge.enable_ip_masquerade=false: then host2 sees the container's own
+    address on the wire, and the host's conntrack translates nothing."""
+    sc = simnet.loads(MASQ.format(opts=opts), "masq.yaml")
+    res = simnet.run(sc, pcap_dir=tmp_path)
+    host1 = res.graph.nodes["host1"]
+    caddr = host1_addr = None
+    for n, d in res.graph.nodes(data=True):
+        if n == "c:eth0":
+            caddr = d["addrs"][0].split("/")[0]
+        if n == "host1:eth0":
+            host1_addr = d["addrs"][0].split("/")[0]
+    srcs = {src for (src, _sp, _dst, dp), k in udp_pairs(tmp_path / "host2-eth0.pcap").items() if dp == 9000}
+    assert srcs == {host1_addr if masquerades else caddr}
+    assert res.flow("out").packets_delivered == 3
+    assert bool(host1.get("nat", {}).get("masquerade")) == masquerades
