@@ -211,7 +211,7 @@ def _masquerades(plan: NetworkPlan) -> bool:
     network's subnet gets ``POSTROUTING -s SUBNET ! -o BRIDGE -j MASQUERADE``
     (moby libnetwork/drivers/bridge setupIPTables, ``EnableIPMasquerade``)."""
     v = plan.options.get("com.docker.network.bridge.enable_ip_masquerade", "true")
-    return str(v).strip().lower() not in ("false", "0", "no")
+    return str(v).strip().lower() != "false"
 
 
 def publish_ports(sc: Scenario, g: nx.MultiDiGraph, plans: dict[tuple[str, str], NetworkPlan],

@@ -174,6 +174,20 @@ CASES = [
             options:
               com.docker.network.driver.mtu: "50"   # <-
         """, "networks.front.options.com.docker.network.driver.mtu", r"MTU.*68.*got '50'"),
+    case("icc-false-not-modelled", """
+        name: t
+        networks:
+          front:
+            options:
+              com.docker.network.bridge.enable_icc: "false"   # <-
+        """, "networks.front.options.com.docker.network.bridge.enable_icc", r"not modelled"),
+    case("masquerade-not-a-boolean", """
+        name: t
+        networks:
+          front:
+            options:
+              com.docker.network.bridge.enable_ip_masquerade: "nope"   # <-
+        """, "networks.front.options.com.docker.network.bridge.enable_ip_masquerade", r"\"true\" or \"false\".*'nope'"),
     case("mtu-below-68-nic", """
         name: t
         hosts:

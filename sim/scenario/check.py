@@ -135,6 +135,12 @@ def check(sc: Scenario) -> None:
                 if not val.isdigit() or not 68 <= int(val) <= 65535:
                     raise ScenarioError(f"MTU must be an integer from 68 to 65535 (IPv4 needs at least 68), "
                                         f"got {val!r}", path + ("options", opt))
+            if opt in ("com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade"):
+                if val.strip().lower() not in ("true", "false"):
+                    raise ScenarioError(f"expected \"true\" or \"false\", got {val!r}", path + ("options", opt))
+                if opt.endswith("enable_icc") and val.strip().lower() == "false":
+                    raise ScenarioError("enable_icc \"false\" (Docker's DROP of traffic between the network's "
+                                        "containers) is not modelled; only \"true\" is", path + ("options", opt))
             if opt == "com.docker.network.driver.overlay.vxlanid_list" and (
                     not val.isdigit() or not 1 <= int(val) < 2 ** 24):
                 raise ScenarioError(f"a VNI is an integer from 1 to 16777215 (simnet takes one), got {val!r}",
