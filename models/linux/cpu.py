@@ -441,22 +441,21 @@ class Cpu:
                     soft = False                     # the process has waited longest: CFS runs it first
                 else:
                     soft = True
-            elif sq:                     # softirq work, nobody waiting: the wait clock stops
-                soft = True
-                self.soft_since = -1.0
-                self.share_soft_s = self.share_proc_s = 0.0   # a waking process starts level (CFS places it
-            else:                                              # at the queue's minimum vruntime)
+            elif sq:                     # softirq work, nobody waiting: the wait clock stops, and a
+                soft = True              # process that wakes starts level with ksoftirqd (CFS places
+                self.soft_since = -1.0   # a waking task at the run queue's minimum vruntime)
+                self.share_soft_s = self.share_proc_s = 0.0
+            else:                        # no softirq work left: ksoftirqd sleeps
                 soft = False
-                self.ksoftirqd = False                         # no softirq work left: ksoftirqd sleeps
+                self.ksoftirqd = False
                 self.soft_since = -1.0
             fn, arg, skb = sq.popleft() if soft else q.popleft()
-            t0 = self.free_at
             self._run(fn, arg, skb, now)
             if self.ksoftirqd:
                 if soft:
-                    self.share_soft_s += self.free_at - max(t0, now)
+                    self.share_soft_s += self.free_at - now
                 else:
-                    self.share_proc_s += self.free_at - max(t0, now)
+                    self.share_proc_s += self.free_at - now
             elif not soft:
                 self.soft_since = -1.0
         if (q or sq) and not self.wake_pending:
