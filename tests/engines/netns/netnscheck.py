@@ -3,6 +3,7 @@ dry-run prefix held as a run holds its own, and random interruptions of real run
 
 from __future__ import annotations
 
+import csv
 import random
 import re
 import signal
@@ -20,6 +21,17 @@ from simnet.engines.netns.lab import NETNS_RE, Lab, run_is_live
 def cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "simnet.cli", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
+
+
+def replay_and_compare(path, tmp_path: Path) -> tuple[Path, dict[str, dict[str, str]]]:
+    """``simnet run PATH --engine des,netns``: exit 0 and no exact counter differs; the rows by key."""
+    out = tmp_path / "out"
+    r = cli("run", str(path), "--engine", "des,netns", "-o", str(out), "--no-plots", "-q")
+    rows = list(csv.DictReader((out / "compare.csv").open())) if (out / "compare.csv").exists() else []
+    bad = [f"{x['counter']}: des {x['a']} netns {x['b']}" for x in rows if x["differs"] == "1"]
+    assert r.returncode == 0, f"{r.stderr}\n" + "\n".join(bad)
+    assert rows and not bad
+    return out, {x["counter"]: x for x in rows}
 
 
 def ours() -> set[str]:

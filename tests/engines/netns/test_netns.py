@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -28,20 +27,10 @@ from simnet.engines.netns.plan import AddrAdd, build_plan
 from simnet.engines.netns.preflight import probe_kernel
 
 from conftest import SCENARIOS
-from netnscheck import cli, dry_run_prefix, interrupt_runs, ours  # noqa: F401 (dry_run_prefix: a fixture)
+from netnscheck import cli, dry_run_prefix, interrupt_runs, ours, replay_and_compare  # noqa: F401 (dry_run_prefix: a fixture)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("ethtool") is None,
                                 reason="the netns engine needs root, iproute2 and ethtool (CI runs as root)")
-
-
-def replay_and_compare(path, tmp_path):
-    out = tmp_path / "out"
-    r = cli("run", str(path), "--engine", "des,netns", "-o", str(out), "--no-plots", "-q")
-    rows = list(csv.DictReader((out / "compare.csv").open())) if (out / "compare.csv").exists() else []
-    bad = [f"{x['counter']}: des {x['a']} netns {x['b']}" for x in rows if x["differs"] == "1"]
-    assert r.returncode == 0, f"{r.stderr}\n" + "\n".join(bad)
-    assert rows and not bad
-    return out, {x["counter"]: x for x in rows}
 
 
 @pytest.mark.parametrize("name", ["quickstart", "fragmentation", "none", "two-networks", "host-vs-bridge"])

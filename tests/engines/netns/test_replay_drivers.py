@@ -9,7 +9,6 @@ expects.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from simnet.engines.netns.engine import plan_for
 from simnet.results.compare import NO_UC_FILTER, RCVBUF_TIMING, TCP_ACKS, TCP_ENCAP, TCP_PROXY_READS
 
 from conftest import SCENARIOS
-from netnscheck import cli, dry_run_prefix, interrupt_runs, ours  # noqa: F401 (dry_run_prefix: a fixture)
+from netnscheck import cli, dry_run_prefix, interrupt_runs, ours, replay_and_compare  # noqa: F401 (dry_run_prefix: a fixture)
 
 NEEDS = ("ip", "ethtool", "iptables", "bridge")
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or any(shutil.which(t) is None for t in NEEDS),
@@ -33,16 +32,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or any(shutil.which(t) is None
 
 
 def replay(path, tmp_path):
-    """``simnet run PATH --engine des,netns``: exit 0 and no exact counter differs; the rows by key."""
+    """``replay_and_compare``, and nothing left behind."""
     before = ours()
-    out = tmp_path / "out"
-    r = cli("run", str(path), "--engine", "des,netns", "-o", str(out), "--no-plots", "-q")
-    rows = list(csv.DictReader((out / "compare.csv").open())) if (out / "compare.csv").exists() else []
-    bad = [f"{x['counter']}: des {x['a']} netns {x['b']}" for x in rows if x["differs"] == "1"]
-    assert r.returncode == 0, f"{r.stderr}\n" + "\n".join(bad)
-    assert rows and not bad
+    out, rows = replay_and_compare(path, tmp_path)
     assert ours() == before                                   # nothing left behind
-    return out, {x["counter"]: x for x in rows}
+    return out, rows
 
 
 def real(rows, key) -> int:

@@ -23,6 +23,7 @@ from simnet.engines.netns.tcpflows import tcp_exactness
 from simnet.engines.netns.workloads import agent_configs
 
 from conftest import SCENARIOS
+from netnscheck import replay_and_compare
 
 root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("ethtool") is None,
                           reason="the netns engine needs root, iproute2 and ethtool (CI runs as root)")
@@ -67,8 +68,6 @@ def test_only_rule_fixed_segmentation_is_exact():
 
 @root
 def test_tcp_segments_equal_with_offloads_off(tmp_path):
-    from test_netns import replay_and_compare
-
     out, rows = replay_and_compare(SCENARIOS / "tcp-segments.yaml", tmp_path)
     want = math.ceil(10_000_000 / 1448)
     assert rows["client/snmp/TcpExt/TCPOrigDataSent"]["exact"] == "1"
@@ -90,8 +89,6 @@ SHORTEN = {
 @pytest.mark.parametrize("name", ["tcp-bulk-bridge", "nagle-delack", "sndbuf-what-if", "loss-recovery",
                                   "cubic-vs-reno", "tcp-bottleneck"])
 def test_every_tcp_scenario_replays_and_compares(name, tmp_path):
-    from test_netns import replay_and_compare
-
     text = (SCENARIOS / f"{name}.yaml").read_text()
     for a, b in SHORTEN.get(name, []):
         assert a in text
